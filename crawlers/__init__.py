@@ -1,0 +1,1 @@
+"""Built-in crawlers, one module per source format (installed as ``mlcrawl.crawlers``)."""

@@ -1,0 +1,99 @@
+"""The crawler registry: built-ins listed in code plus the ``mlcrawl.crawlers`` entry points.
+
+Loading is lazy and forgiving: a crawler whose module or optional dependency fails to import
+is listed as disabled with the reason (and a ``pip install`` hint when one is known), never a
+crash.  Built-ins go through the same path as third-party crawlers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+from .crawler import Crawler
+
+ENTRY_POINT_GROUP = "mlcrawl.crawlers"
+
+#: name -> "module:Class" of the crawlers shipped in ``crawlers/``.
+BUILTIN_CRAWLERS: dict[str, str] = {
+    "generic": "mlcrawl.crawlers.generic:GenericCrawler",
+    "datasets": "mlcrawl.crawlers.datasets:DatasetsCrawler",
+    "notebook": "mlcrawl.crawlers.notebook:NotebookCrawler",
+    "code": "mlcrawl.crawlers.code:CodeCrawler",
+    "mlflow": "mlcrawl.crawlers.mlflow:MlflowFileStoreCrawler",
+    "mlflow_sqlite": "mlcrawl.crawlers.mlflow_sqlite:MlflowSqliteCrawler",
+    "tensorboard": "mlcrawl.crawlers.tensorboard:TensorboardCrawler",
+    "wandb": "mlcrawl.crawlers.wandb:WandbCrawler",
+    "lightning": "mlcrawl.crawlers.lightning:LightningCrawler",
+    "hydra": "mlcrawl.crawlers.hydra:HydraCrawler",
+    "sacred": "mlcrawl.crawlers.sacred:SacredCrawler",
+    "dvc": "mlcrawl.crawlers.dvc:DvcCrawler",
+    "huggingface": "mlcrawl.crawlers.huggingface:HuggingfaceCrawler",
+    "models": "mlcrawl.crawlers.models:ModelsCrawler",
+}
+
+
+@dataclass(frozen=True)
+class CrawlerEntry:
+    """One registered crawler: loaded (``crawler`` set) or disabled (``problem`` set)."""
+
+    name: str
+    target: str
+    builtin: bool
+    crawler: Crawler | None = None
+    problem: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.crawler is not None
+
+
+def _load(name: str, target: str, builtin: bool) -> CrawlerEntry:
+    module_name, _, attr = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+        crawler = cls()
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        hint = f"missing module {missing!r}"
+        extra = getattr(exc, "mlcrawl_extra", None)
+        if extra:
+            hint += f"; pip install 'mlcrawl[{extra}]'"
+        return CrawlerEntry(name, target, builtin, problem=hint)
+    except Exception as exc:  # a broken plugin must not stop the crawl
+        return CrawlerEntry(name, target, builtin, problem=f"{type(exc).__name__}: {exc}")
+    if not isinstance(crawler, Crawler):
+        return CrawlerEntry(name, target, builtin, problem="does not implement the Crawler protocol")
+    return CrawlerEntry(name, target, builtin, crawler=crawler)
+
+
+def discover(builtins: dict[str, str] | None = None, plugins: Iterable | None = None) -> list[CrawlerEntry]:
+    """Load every built-in crawler and every entry point of the ``mlcrawl.crawlers`` group."""
+    builtins = BUILTIN_CRAWLERS if builtins is None else builtins
+    entries = [_load(name, target, True) for name, target in builtins.items()]
+    seen = set(builtins)
+    for ep in plugins if plugins is not None else entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in seen:
+            entries.append(CrawlerEntry(ep.name, ep.value, False, problem="name taken by another crawler"))
+            continue
+        seen.add(ep.name)
+        entries.append(_load(ep.name, ep.value, False))
+    return entries
+
+
+def select(entries: list[CrawlerEntry], enabled: Iterable[str] = (), disabled: Iterable[str] = ()) -> list[Crawler]:
+    """The loaded crawlers to run: all of them, or only ``enabled``, minus ``disabled``."""
+    enabled, disabled = set(enabled), set(disabled)
+    known = {e.name for e in entries}
+    unknown = (enabled | disabled) - known
+    if unknown:
+        from .errors import ConfigError
+
+        raise ConfigError(f"unknown crawler(s): {', '.join(sorted(unknown))}; see 'mlcrawl crawlers'")
+    return [
+        e.crawler
+        for e in entries
+        if e.crawler is not None and (not enabled or e.name in enabled) and e.name not in disabled
+    ]

@@ -1,0 +1,33 @@
+"""Shared fixtures: the real-tool corpus beside the project, and crawl helpers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlcrawl.crawler import CrawlContext
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """``../shared/corpus``: output written by the real tools (skips when it is absent)."""
+    if not (CORPUS / "TRUTH.json").is_file():
+        pytest.skip("../shared/corpus is not beside the project")
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
+def truth(corpus: Path) -> dict:
+    """The corpus's TRUTH.json: what each tool reports about its own files."""
+    return json.loads((corpus / "TRUTH.json").read_text())
+
+
+def crawl_unit(crawler, root: Path, unit: Path, **options):
+    """Run one crawler over one unit outside a catalog; returns (records, warnings)."""
+    ctx = CrawlContext.for_root(root, unit, **options)
+    records = list(crawler.crawl(ctx.unit, ctx))
+    return records, ctx.warnings
