@@ -37,6 +37,11 @@ class Crawler(Protocol):
         ...
 
 
+# A crawler may also define ``match_folder(self, path: Path, names: frozenset[str]) -> bool``:
+# the walker calls it for every folder with the names of the folder's entries, which it has
+# listed anyway, so "a folder holding run.json" is claimed without touching the disk again.
+
+
 def sha256_file(path: Path) -> str:
     """Stream a file through SHA-256 (the same digest as ``sha256sum``)."""
     digest = hashlib.sha256()
@@ -52,7 +57,8 @@ class CrawlContext:
 
     The runner builds one per unit; tests build their own with ``CrawlContext.for_root``.
     ``known_hashes`` holds digests the core already computed, so crawlers never hash twice;
-    ``cached_bytes`` holds contents the core already read.
+    ``cached_bytes`` holds contents the core already read.  ``enclosing`` lists the folder
+    units (crawler name, folder) that contain this unit, outermost first.
     """
 
     root: Path
@@ -62,6 +68,7 @@ class CrawlContext:
     cached_bytes: dict[Path, bytes] = field(default_factory=dict)
     warnings: list[CrawlError] = field(default_factory=list)
     lookup_sha256: Callable[[str], str | None] | None = None
+    enclosing: tuple[tuple[str, Path], ...] = ()
 
     @classmethod
     def for_root(cls, root: Path | str, unit: Path | str, **options: Any) -> CrawlContext:

@@ -202,6 +202,8 @@ class Edge:
     dst_type: str = "file"
     confidence: float = 1.0
     sha256: str | None = None
+    md5: str | None = None
+    facts: dict | None = None
 
 
 @dataclass(frozen=True, slots=True)

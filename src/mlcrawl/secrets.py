@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+
+from .records import Param, Record, Tag
 
 REDACTED = "***REDACTED***"
 
@@ -38,3 +41,13 @@ def redact_text(text: str) -> str:
     """Scrub secrets and e-mail addresses out of free text such as a command line."""
     text = _SECRET_ARG.sub(lambda m: f"{m['key']}{m['sep']}{REDACTED}", text)
     return _EMAIL.sub(REDACTED, text)
+
+
+def redact_record(record: Record) -> Record:
+    """The record with its value redacted when it is a Param or Tag whose key names a secret.
+
+    The runner applies this to every record of every crawler before it reaches the catalog.
+    """
+    if isinstance(record, (Param, Tag)) and record.value is not None and is_secret_key(record.key):
+        return dataclasses.replace(record, value=REDACTED)
+    return record
