@@ -1,0 +1,225 @@
+"""Lightning logger version folders: hparams, metrics.csv points, checkpoints by name.
+
+Layout (any logger root: ``lightning_logs/``, ``<save_dir>/<name>/``)::
+
+    <logger root>/                    experiment = this folder's name
+      version_<n>/                    one run: run_id lightning:<rel dir>
+        hparams.yaml                  params (Python-object tags read as data, never built)
+        metrics.csv                   wide and sparse: epoch, step, one column per metric
+        checkpoints/*.ckpt            artifacts; epoch/step from the name, never unpickled
+        events.out.tfevents.*         TensorBoardLogger twin: same run (read by tensorboard.py)
+
+``metrics.csv`` is rewritten whole when a metric appears, so only its first line is a header;
+a last line without its newline is a write in progress and is skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+from mlcrawl.crawler import CrawlContext
+from mlcrawl.records import Artifact, Edge, Metric, Param, Record, Run
+
+from ._util import flatten, load_yaml, to_float, to_text
+
+_VERSION_DIR = re.compile(r"^version_\d+$")
+_EVENTS_PREFIX = "events.out.tfevents"
+_RUN_FILES = frozenset({"hparams.yaml", "metrics.csv", "checkpoints"})
+# "epoch=7-step=56.ckpt", "best-epoch=02-val_loss=0.32.ckpt", "last-v1.ckpt"
+_NAME_FACT = re.compile(r"([A-Za-z_][\w.]*)=(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
+_INDEX_COLUMNS = ("epoch", "step")
+
+
+class LightningCrawler:
+    """One ``version_<n>`` folder of a Lightning CSV or TensorBoard logger -> one run."""
+
+    name: ClassVar[str] = "lightning"
+    version: ClassVar[int] = 1
+
+    def match(self, path: Path, is_dir: bool) -> bool:
+        """Lightning folders are claimed by ``match_folder``, which sees their contents."""
+        return False
+
+    def match_folder(self, path: Path, names: frozenset[str]) -> bool:
+        """A ``version_<n>`` folder holding a logger's files."""
+        if not _VERSION_DIR.match(path.name):
+            return False
+        return bool(names & _RUN_FILES) or any(n.startswith(_EVENTS_PREFIX) for n in names)
+
+    def crawl(self, unit: Path, ctx: CrawlContext) -> Iterator[Record]:
+        """Yield the run, its params, metric points and checkpoints."""
+        run_id = f"lightning:{ctx.relpath(unit)}"
+        yield make_run(unit, ctx, run_id)
+        param_keys: set[str] = set()
+        for param in read_hparams_yaml(unit / "hparams.yaml", ctx, run_id):
+            param_keys.add(param.key)
+            yield param
+        metric_keys: set[str] = set()
+        for metric in read_metrics_csv(unit / "metrics.csv", ctx, run_id):
+            metric_keys.add(metric.key)
+            yield metric
+        yield from read_checkpoints(unit / "checkpoints", ctx, run_id)
+        yield from read_event_twin(unit, ctx, run_id, param_keys, metric_keys)
+
+
+def make_run(unit: Path, ctx: CrawlContext, run_id: str) -> Run:
+    """The run: experiment is the logger root's name; Lightning records no times or status."""
+    return Run(
+        run_id=run_id,
+        source="lightning",
+        source_run_id=unit.name,
+        experiment=unit.parent.name or None,
+        name=unit.name,
+        dir=ctx.relpath(unit),
+    )
+
+
+def read_hparams_yaml(path: Path, ctx: CrawlContext, run_id: str) -> Iterator[Param]:
+    """Flattened ``hparams.yaml``; a file that is not a mapping is warned about and skipped."""
+    if not path.is_file():
+        return
+    try:
+        data = load_yaml(ctx.read_bytes(path))
+    except Exception as exc:  # noqa: BLE001 - any YAML error leaves the rest of the run readable
+        ctx.warn(f"hparams.yaml is not readable YAML: {exc}", path, "bad_yaml")
+        return
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        ctx.warn(f"hparams.yaml holds a {type(data).__name__}, not a mapping", path, "bad_yaml")
+        return
+    for key, value in flatten(data):
+        yield Param(run_id, key, to_text(value), origin="hparams")
+
+
+def read_metrics_csv(path: Path, ctx: CrawlContext, run_id: str) -> Iterator[Metric]:
+    """Every non-empty metric cell of ``metrics.csv`` as a point with its step and epoch."""
+    if not path.is_file():
+        return
+    text = ctx.read_text(path, errors="replace")
+    if text and not text.endswith(("\n", "\r")):
+        cut = text.rfind("\n") + 1
+        ctx.warn(f"last line has no newline (write in progress?); skipped: {text[cut:][:80]!r}",
+                 path, "truncated_line")
+        text = text[:cut]
+    rows = csv.reader(io.StringIO(text, newline=""))
+    header = next(rows, None)
+    if not header:
+        return
+    problems = RowProblems()
+    try:
+        for row in rows:
+            if not any(cell.strip() for cell in row):
+                continue
+            if is_header(row):
+                problems.headers.append(rows.line_num)
+                header = row
+                continue
+            if len(row) != len(header):
+                problems.ragged.append(rows.line_num)
+            yield from metrics_of_row(dict(zip(header, row)), run_id, problems, rows.line_num)
+    except csv.Error as exc:
+        ctx.warn(f"unreadable CSV at line {rows.line_num}, rest skipped: {exc}", path, "bad_csv")
+    problems.report(ctx, path)
+
+
+def is_header(row: list[str]) -> bool:
+    """A header line: it names the step or epoch column (a value row holds numbers there)."""
+    return any(cell in _INDEX_COLUMNS for cell in row)
+
+
+class RowProblems:
+    """Problems met while reading rows, reported once per file instead of once per row."""
+
+    def __init__(self) -> None:
+        self.ragged: list[int] = []
+        self.unparsed: list[int] = []
+        self.headers: list[int] = []
+
+    def report(self, ctx: CrawlContext, path: Path) -> None:
+        """Turn the collected problems into (at most two) warnings."""
+        if self.ragged:
+            ctx.warn(f"{len(self.ragged)} row(s) do not have the header's column count "
+                     f"(lines {self.ragged[:10]}); their cells were read up to the header's width",
+                     path, "ragged_rows")
+        if self.headers:
+            ctx.warn(f"header repeated or changed inside the file (lines {self.headers[:10]}); "
+                     "the rows after it were read with the new header", path, "header_changed")
+        if self.unparsed:
+            ctx.warn(f"{len(self.unparsed)} cell(s) are not numbers (lines "
+                     f"{sorted(set(self.unparsed))[:10]}); skipped", path, "bad_value")
+
+
+def metrics_of_row(cells: dict[str, str], run_id: str, problems: RowProblems,
+                   line_no: int) -> Iterator[Metric]:
+    """The metric points of one CSV row; epoch and step index them."""
+    step = to_index(cells.get("step"))
+    epoch = to_index(cells.get("epoch"))
+    for key, cell in cells.items():
+        if key in _INDEX_COLUMNS or not cell.strip():
+            continue
+        value = to_float(cell)
+        if value is None:
+            problems.unparsed.append(line_no)
+            continue
+        yield Metric(run_id, key, value, step=step, epoch=epoch)
+
+
+def to_index(cell: str | None) -> int | None:
+    """An epoch or step cell as an int ("7", "7.0"); None when empty or not a number."""
+    value = to_float(cell) if cell else None
+    return int(value) if value is not None and math.isfinite(value) else None
+
+
+def read_checkpoints(folder: Path, ctx: CrawlContext, run_id: str) -> Iterator[Record]:
+    """``checkpoints/*.ckpt`` as run artifacts with the facts their names state."""
+    if not folder.is_dir():
+        return
+    with os.scandir(folder) as entries:
+        names = sorted(e.name for e in entries if e.name.endswith(".ckpt") and e.is_file())
+    for name in names:
+        rel = ctx.relpath(folder / name)
+        facts = checkpoint_facts(name)
+        yield Artifact(run_id, rel, role="checkpoint", facts=facts or None)
+        yield Edge(run_id, rel, relation="lightning_checkpoint", evidence="checkpoints/ folder",
+                   src_type="run", facts=facts or None)
+
+
+def checkpoint_facts(name: str) -> dict[str, float | int]:
+    """``key=value`` pairs of a ModelCheckpoint file name; epoch and step as ints."""
+    facts: dict[str, float | int] = {}
+    for key, raw in _NAME_FACT.findall(Path(name).stem):
+        number = float(raw)
+        facts[key] = int(number) if key in _INDEX_COLUMNS or number.is_integer() else number
+    return facts
+
+
+def read_event_twin(unit: Path, ctx: CrawlContext, run_id: str, param_keys: set[str],
+                    metric_keys: set[str]) -> Iterator[Record]:
+    """TensorBoardLogger event files in the same folder: the same run, read by tensorboard.py.
+
+    Points and hparams already read from the CSV/YAML twin are not repeated.
+    """
+    events = sorted(p for p in unit.iterdir() if p.name.startswith(_EVENTS_PREFIX) and p.is_file())
+    if not events:
+        return
+    try:
+        from .tensorboard import read_hparams, read_scalars
+    except ImportError as exc:
+        ctx.warn(f"event files not read: the tensorboard crawler is unavailable ({exc})",
+                 unit, "missing_reader")
+        return
+    for path in events:
+        for metric in read_scalars(path, ctx, run_id):
+            if metric.key not in metric_keys:
+                yield metric
+        for param in read_hparams(path, ctx, run_id):
+            if param.key not in param_keys:
+                yield param

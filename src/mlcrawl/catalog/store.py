@@ -1,0 +1,199 @@
+"""The DuckDB catalog file: opening it (briefly), creating and migrating its schema, the crawl lock.
+
+DuckDB lets one process hold a file read-write and then locks every other process out, the
+duckdb CLI included, so connections are opened for the length of one write and closed again.
+Files are written in a storage version the duckdb CLI from PyPI (1.x) can read.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from ..errors import CatalogError, CatalogLocked
+from . import schema
+from .views import VIEW_STATEMENTS
+
+STORAGE_VERSION = "v1.5.0"
+_LOCK_RETRY_SECONDS = 10.0
+
+
+def _is_lock_conflict(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set" in text)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A catalog file; cheap to create, it opens connections on demand."""
+
+    path: Path
+
+    @classmethod
+    def at(cls, path: Path | str) -> Catalog:
+        """The catalog at ``path`` (``~`` expanded, made absolute)."""
+        return cls(Path(path).expanduser().absolute())
+
+    @contextmanager
+    def connect(self, read_only: bool = False, retry_seconds: float = _LOCK_RETRY_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one unit of work; waits briefly while another process writes."""
+        if read_only and not self.path.exists():
+            raise CatalogError(f"no catalog at {self.path} (run 'mlcrawl crawl ROOT' first)")
+        if not read_only:
+            self._check_writable()
+        deadline = time.monotonic() + retry_seconds
+        delay = 0.02
+        while True:
+            try:
+                con = self._open(read_only)
+                break
+            except duckdb.Error as exc:
+                if _is_lock_conflict(exc) and time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                    continue
+                if _is_lock_conflict(exc):
+                    raise CatalogLocked(f"catalog {self.path} is held by another process: {exc}") from None
+                raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
+        try:
+            if not read_only:
+                ensure_schema(con)
+            else:
+                check_version(con)
+            yield con
+        finally:
+            con.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        config = {} if read_only or self.path.exists() else {"storage_compatibility_version": STORAGE_VERSION}
+        return duckdb.connect(str(self.path), read_only=read_only, config=config)
+
+    def _check_writable(self) -> None:
+        folder = self.path.parent
+        if not folder.is_dir():
+            raise CatalogError(f"catalog folder {folder} does not exist")
+        if not os.access(folder, os.W_OK) or (self.path.exists() and not os.access(self.path, os.W_OK)):
+            raise CatalogError(f"catalog {self.path} is not writable")
+
+    def size(self) -> int:
+        """Bytes on disk (0 when the file does not exist yet)."""
+        return self.path.stat().st_size if self.path.exists() else 0
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    rows = con.execute(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
+    ).fetchall()
+    tables: dict[str, set[str]] = {}
+    for table, column in rows:
+        tables.setdefault(table, set()).add(column)
+    return tables
+
+
+def check_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The catalog's schema version; a catalog newer than this program is refused."""
+    try:
+        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    except duckdb.CatalogException:
+        return 0
+    version = row[0] or 0
+    if version > schema.SCHEMA_VERSION:
+        raise CatalogError(
+            f"catalog schema version {version} is newer than this mlcrawl understands "
+            f"({schema.SCHEMA_VERSION}); upgrade mlcrawl"
+        )
+    return version
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create missing tables, run forward migrations, add new record columns, refresh views."""
+    version = check_version(con)
+    if version == schema.SCHEMA_VERSION and _schema_is_current(con):
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for statement in schema.create_statements():
+            con.execute(statement)
+        for target in range(max(version, 1) + 1, schema.SCHEMA_VERSION + 1):
+            for statement in schema.MIGRATIONS.get(target, []):
+                con.execute(statement)
+        for statement in schema.missing_column_statements(_table_columns(con)):
+            con.execute(statement)
+        for statement in VIEW_STATEMENTS:
+            con.execute(statement)
+        if version != schema.SCHEMA_VERSION:
+            con.execute("INSERT INTO schema_version VALUES (?, ?)", [schema.SCHEMA_VERSION, datetime.now(timezone.utc)])
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _schema_is_current(con: duckdb.DuckDBPyConnection) -> bool:
+    existing = _table_columns(con)
+    return not schema.missing_column_statements(existing) and all(t in existing for t in schema.record_tables())
+
+
+class CrawlLock:
+    """One crawl per catalog: an flock on ``<catalog>.lock``, released by the kernel if we die.
+
+    A lock file left by a killed process is not held by anyone, so it is simply taken over.
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.path = catalog.path.with_name(catalog.path.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self, wait_seconds: float = 0.0) -> None:
+        """Take the lock, waiting up to ``wait_seconds``; raise CatalogLocked otherwise."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise CatalogError(f"cannot create lock file {self.path}: {exc.strerror}") from None
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = self._holder(fd)
+                    os.close(fd)
+                    raise CatalogLocked(f"catalog is locked by another crawl ({holder}); try again later or pass --wait SECONDS") from None
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": datetime.now(timezone.utc).isoformat()}
+        os.write(fd, json.dumps(info).encode())
+        self._fd = fd
+
+    @staticmethod
+    def _holder(fd: int) -> str:
+        try:
+            info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')}"
+        except (OSError, ValueError):
+            return "unknown holder"
+
+    def release(self) -> None:
+        """Release the lock (the file stays; an unheld file means unlocked)."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> CrawlLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -1,0 +1,74 @@
+"""Content hashing: streamed SHA-256 (and DVC's MD5 in the same read) with a thread pool.
+
+Small files are hashed inline: one pool future per small file costs more than the hash.
+Large files go to a pool, where hashlib releases the GIL so both cores are busy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+CHUNK = 1 << 20
+INLINE_LIMIT = 1 << 20
+# Contents up to this size are kept for the crawler that claimed the file, so it is read once.
+KEEP_LIMIT = 64 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """The outcome of hashing one file; ``error`` is set when it could not be read."""
+
+    sha256: str | None
+    md5: str | None
+    size_read: int
+    changed: bool = False
+    data: bytes | None = None
+    error: OSError | None = None
+
+
+def hash_file(path: str, size: int, mtime_ns: int, want_md5: bool = False, keep: bool = False) -> Digest:
+    """Hash ``path``; report ``changed`` when it was modified while being read.
+
+    ``keep`` returns the bytes too (for files up to KEEP_LIMIT) so a crawler need not re-read.
+    Reads use ``f.read(n)``: a reused bytearray buffer slows ``readinto`` on some glibc builds.
+    """
+    sha = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False) if want_md5 else None
+    total = 0
+    kept: list[bytes] | None = [] if keep and size <= KEEP_LIMIT else None
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK if size > INLINE_LIMIT else max(size + 1, 1)):
+                sha.update(chunk)
+                if md5 is not None:
+                    md5.update(chunk)
+                if kept is not None:
+                    kept.append(chunk)
+                total += len(chunk)
+            after = os.fstat(f.fileno())
+    except OSError as exc:
+        return Digest(None, None, total, error=exc)
+    changed = total != size or after.st_size != size or after.st_mtime_ns != mtime_ns
+    data = b"".join(kept) if kept is not None and not changed else None
+    return Digest(sha.hexdigest(), md5.hexdigest() if md5 else None, total, changed, data)
+
+
+class HashPool:
+    """A bounded thread pool for large files; use as a context manager."""
+
+    def __init__(self, threads: int) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="mlcrawl-hash")
+        self.capacity = max(1, threads) * 4
+
+    def submit(self, path: str, size: int, mtime_ns: int, want_md5: bool, keep: bool) -> Future[Digest]:
+        """Hash one file in the pool."""
+        return self._executor.submit(hash_file, path, size, mtime_ns, want_md5, keep)
+
+    def __enter__(self) -> HashPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

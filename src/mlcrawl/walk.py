@@ -1,0 +1,266 @@
+"""The tree walk: os.scandir, ignore rules and the symlink policy, as a stream of events.
+
+Folders are listed in an order that makes the stream of file paths sorted like the catalog's
+``ORDER BY path`` (a folder sorts as ``name/``), so the runner can merge the walk with the
+catalog's stat cache without holding either in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pathspec
+
+IGNORE_FILE = ".mlcrawlignore"
+DEFAULT_IGNORED_NAMES = frozenset({
+    ".git", ".hg", ".svn", "__pycache__", ".ipynb_checkpoints", "node_modules", ".mypy_cache",
+    ".pytest_cache", ".ruff_cache", ".tox", ".nox", ".venv", "venv", ".direnv", ".eggs",
+})
+# Paths relative to any folder: DVC's content cache duplicates every tracked file.
+DEFAULT_IGNORED_SUBPATHS = (".dvc/cache", ".dvc/tmp")
+# A folder holding one of these is a Python environment, whatever its name.
+ENVIRONMENT_MARKERS = frozenset({"pyvenv.cfg", "conda-meta"})
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """A regular file (or a followed symlink to one)."""
+
+    path: str
+    rel: str
+    stat: os.stat_result
+
+
+@dataclass(frozen=True, slots=True)
+class DirEnter:
+    """The walk enters a folder; ``names`` are the (display) names of its entries."""
+
+    path: str
+    rel: str
+    names: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class DirExit:
+    """The walk has yielded everything under a folder."""
+
+    path: str
+    rel: str
+
+
+@dataclass(frozen=True, slots=True)
+class SymlinkEntry:
+    """A symlink that is recorded and not followed."""
+
+    rel: str
+    target: str
+    resolves_inside: bool
+    broken: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WalkProblem:
+    """Something the walk could not read; it becomes an ``errors`` row."""
+
+    rel: str
+    error_type: str
+    message: str
+    severity: str = "error"
+
+
+WalkEvent = FileEntry | DirEnter | DirExit | SymlinkEntry | WalkProblem
+
+
+@dataclass(frozen=True)
+class WalkRules:
+    """What to skip: default ignores, config globs, ``.mlcrawlignore`` files, symlink policy."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    follow_symlinks: bool = False
+    use_ignore_files: bool = True
+    ignored_names: frozenset[str] = DEFAULT_IGNORED_NAMES
+    _include: pathspec.PathSpec | None = field(default=None, init=False, repr=False, compare=False)
+    _exclude: pathspec.PathSpec | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        spec = pathspec.GitIgnoreSpec.from_lines
+        object.__setattr__(self, "_include", spec(self.include) if self.include else None)
+        object.__setattr__(self, "_exclude", spec((*self.exclude, *DEFAULT_IGNORED_SUBPATHS)))
+
+    def excluded(self, rel: str, is_dir: bool) -> bool:
+        """True when a config exclude glob or a default sub-path ignore matches."""
+        return self._exclude.match_file(rel + "/" if is_dir else rel)
+
+    def included(self, rel: str) -> bool:
+        """True when no include globs are set or one of them matches this file."""
+        return self._include is None or self._include.match_file(rel)
+
+
+def display_name(name: str) -> str:
+    """A name as valid UTF-8 text: undecodable bytes become ``\\xNN`` escapes."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _is_dir_target(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _join(rel: str, name: str) -> str:
+    return name if rel in ("", ".") else f"{rel}/{name}"
+
+
+@dataclass
+class _Walker:
+    root: str
+    rules: WalkRules
+    scandir: Callable[[str], object]
+    real_root: str = ""
+    ignore_stack: list[tuple[str, pathspec.PathSpec]] = field(default_factory=list)
+    active_dirs: set[tuple[int, int]] = field(default_factory=set)
+
+    def walk(self) -> Iterator[WalkEvent]:
+        self.real_root = os.path.realpath(self.root)
+        try:
+            st = os.stat(self.root)
+        except OSError as exc:
+            yield WalkProblem(".", "unreadable_root", f"cannot read crawl root: {exc.strerror or exc}")
+            return
+        yield from self._walk_dir(self.root, "", (st.st_dev, st.st_ino))
+
+    def _ignored_by_files(self, rel: str, is_dir: bool) -> bool:
+        for base, spec in self.ignore_stack:
+            sub = rel if not base else rel[len(base) + 1:]
+            if spec.match_file(sub + "/" if is_dir else sub):
+                return True
+        return False
+
+    def _list(self, path: str, rel: str) -> list[os.DirEntry] | WalkProblem:
+        try:
+            with self.scandir(path) as it:
+                return list(it)
+        except FileNotFoundError:
+            return WalkProblem(rel or ".", "vanished", "folder disappeared while it was walked", "warning")
+        except OSError as exc:
+            return WalkProblem(rel or ".", type(exc).__name__, f"cannot list folder: {exc.strerror or exc}")
+
+    def _load_ignore_file(self, path: str, rel: str) -> Iterator[WalkEvent]:
+        try:
+            with open(os.path.join(path, IGNORE_FILE), encoding="utf-8", errors="replace") as f:
+                self.ignore_stack.append((rel, pathspec.GitIgnoreSpec.from_lines(f)))
+        except (OSError, ValueError) as exc:
+            yield WalkProblem(_join(rel, IGNORE_FILE), "bad_ignore_file", f"ignored: {exc}", "warning")
+
+    def _walk_dir(self, path: str, rel: str, dir_id: tuple[int, int]) -> Iterator[WalkEvent]:
+        entries = self._list(path, rel)
+        if isinstance(entries, WalkProblem):
+            yield entries
+            return
+        names = {e.name for e in entries}
+        if rel and names & ENVIRONMENT_MARKERS:
+            return
+        pushed = self.rules.use_ignore_files and IGNORE_FILE in names
+        depth = len(self.ignore_stack)
+        if pushed:
+            yield from self._load_ignore_file(path, rel)
+        self.active_dirs.add(dir_id)
+        yield DirEnter(path, rel or ".", frozenset(display_name(n) for n in names))
+        try:
+            yield from self._walk_entries(path, rel, entries)
+        finally:
+            self.active_dirs.discard(dir_id)
+            del self.ignore_stack[depth:]
+        yield DirExit(path, rel or ".")
+
+    def _walk_entries(self, path: str, rel: str, entries: list[os.DirEntry]) -> Iterator[WalkEvent]:
+        typed = []
+        for entry in entries:
+            try:
+                is_link = entry.is_symlink()
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_link, is_dir = False, False
+            sorts_as_dir = is_dir or (is_link and self.rules.follow_symlinks and _is_dir_target(entry))
+            typed.append((display_name(entry.name) + ("/" if sorts_as_dir else ""), entry, is_link, is_dir))
+        typed.sort(key=lambda t: t[0])
+        for _, entry, is_link, is_dir in typed:
+            name = display_name(entry.name)
+            child_rel = _join(rel, name)
+            if name != entry.name:
+                yield WalkProblem(child_rel, "non_utf8_name", "name is not valid UTF-8; stored with \\x escapes", "warning")
+            if (is_dir and name in self.rules.ignored_names) or self.rules.excluded(child_rel, is_dir):
+                continue
+            if self.ignore_stack and self._ignored_by_files(child_rel, is_dir):
+                continue
+            if is_link:
+                yield from self._symlink(entry, child_rel)
+            elif is_dir:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError as exc:
+                    yield WalkProblem(child_rel, type(exc).__name__, f"cannot stat folder: {exc.strerror or exc}")
+                    continue
+                yield from self._walk_dir(entry.path, child_rel, (st.st_dev, st.st_ino))
+            else:
+                yield from self._file(entry.path, child_rel, lambda e=entry: e.stat(follow_symlinks=False))
+
+    def _file(self, path: str, rel: str, do_stat: Callable[[], os.stat_result]) -> Iterator[WalkEvent]:
+        if not self.rules.included(rel):
+            return
+        try:
+            st = do_stat()
+        except FileNotFoundError:
+            yield WalkProblem(rel, "vanished", "file disappeared before it could be read", "warning")
+            return
+        except OSError as exc:
+            yield WalkProblem(rel, type(exc).__name__, f"cannot stat file: {exc.strerror or exc}")
+            return
+        if stat_mod.S_ISREG(st.st_mode):
+            yield FileEntry(path, rel, st)
+
+    def _inside_root(self, real: str) -> bool:
+        return real == self.real_root or real.startswith(self.real_root.rstrip(os.sep) + os.sep)
+
+    def _symlink(self, entry: os.DirEntry, rel: str) -> Iterator[WalkEvent]:
+        try:
+            target = os.readlink(entry.path)
+        except OSError as exc:
+            yield WalkProblem(rel, type(exc).__name__, f"cannot read symlink: {exc.strerror or exc}")
+            return
+        real = os.path.realpath(entry.path)
+        inside = self._inside_root(real)
+        try:
+            st = os.stat(entry.path)
+        except OSError as exc:
+            loop = exc.errno == 40  # ELOOP
+            yield SymlinkEntry(rel, display_name(target), inside, broken=True)
+            kind = "symlink_loop" if loop else "broken_symlink"
+            yield WalkProblem(rel, kind, f"symlink to {display_name(target)!r} does not resolve: {exc.strerror}", "warning")
+            return
+        if not self.rules.follow_symlinks or not inside:
+            yield SymlinkEntry(rel, display_name(target), inside, broken=False)
+            return
+        if stat_mod.S_ISDIR(st.st_mode):
+            if (st.st_dev, st.st_ino) in self.active_dirs:
+                yield SymlinkEntry(rel, display_name(target), inside, broken=False)
+                yield WalkProblem(rel, "symlink_loop", f"symlink to {display_name(target)!r} loops back into its own parents; not followed", "warning")
+                return
+            yield from self._walk_dir(entry.path, rel, (st.st_dev, st.st_ino))
+        else:
+            yield from self._file(entry.path, rel, lambda: st)
+
+
+def walk(root: Path | str, rules: WalkRules | None = None, scandir: Callable = os.scandir) -> Iterator[WalkEvent]:
+    """Walk ``root`` and yield events in catalog path order.  ``scandir`` is injectable for tests."""
+    return _Walker(os.fspath(root), rules or WalkRules(), scandir).walk()
