@@ -34,6 +34,7 @@ _HYDRA_DIR = ".hydra"
 _SWEEP_FILE = "multirun.yaml"
 _HYDRA_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
 _MAX_METRICS_JSON = 4 << 20
+_MISSING = "???"  # Hydra's marker for a value not set (job.num in RUN mode)
 _MAX_OUTPUT_FILES = 10_000
 # Sweep roots are looked for this many folders above a job (the default subdir is one level).
 _MAX_SWEEP_DEPTH = 3
@@ -83,7 +84,7 @@ def crawl_job(unit: Path, ctx: CrawlContext) -> Iterator[Record]:
     """One run or sweep job: params, overrides, hydra facts, app metrics and files."""
     run_id = f"hydra:{ctx.relpath(unit)}"
     meta = unit / _HYDRA_DIR
-    config = read_job_config(meta / "config.yaml", ctx)
+    config = read_yaml(meta / "config.yaml", ctx)
     overrides = read_overrides(meta / "overrides.yaml", ctx)
     hydra = as_dict(read_yaml(meta / "hydra.yaml", ctx).get("hydra"))
     yield make_job_run(unit, ctx, run_id, hydra)
@@ -111,11 +112,6 @@ def read_yaml(path: Path, ctx: CrawlContext) -> dict[str, Any]:
         ctx.warn(f"{path.name} holds a {type(data).__name__}, not a mapping", path, "bad_yaml")
         return {}
     return data
-
-
-def read_job_config(path: Path, ctx: CrawlContext) -> dict[str, Any]:
-    """The resolved job config (``.hydra/config.yaml``)."""
-    return read_yaml(path, ctx)
 
 
 def read_overrides(path: Path, ctx: CrawlContext) -> list[str]:
@@ -215,7 +211,7 @@ def hydra_tags(run_id: str, hydra: dict[str, Any]) -> Iterator[Tag]:
     """Mode, job, runtime and config-group choices of ``hydra.yaml`` as ``hydra.*`` tags."""
     for keys in _HYDRA_TAGS:
         value = dig(hydra, keys)
-        if value is not None:
+        if value is not None and value != _MISSING:
             yield Tag(run_id, "hydra." + ".".join(keys), to_text(value))
     for group, choice in as_dict(dig(hydra, ("runtime", "choices"))).items():
         yield Tag(run_id, f"hydra.runtime.choices.{group}", to_text(choice))
