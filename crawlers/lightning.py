@@ -48,10 +48,9 @@ class LightningCrawler:
         return False
 
     def match_folder(self, path: Path, names: frozenset[str]) -> bool:
-        """A ``version_<n>`` folder holding a logger's files."""
-        if not _VERSION_DIR.match(path.name):
-            return False
-        return bool(names & _RUN_FILES) or any(n.startswith(_EVENTS_PREFIX) for n in names)
+        """A ``version_<n>`` folder holding Lightning's own files (event files alone are
+        TensorBoard's: its crawler declines only folders that also hold ``hparams.yaml``)."""
+        return bool(_VERSION_DIR.match(path.name)) and bool(names & _RUN_FILES)
 
     def crawl(self, unit: Path, ctx: CrawlContext) -> Iterator[Record]:
         """Yield the run, its params, metric points and checkpoints."""

@@ -1,0 +1,187 @@
+"""Lightning crawler: every Lightning run of TRUTH.json, plus damaged files built in tmp_path."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import crawl_unit
+
+from mlcrawl.crawlers.lightning import LightningCrawler, checkpoint_facts
+from mlcrawl.records import Artifact, Edge, Metric, Param, Run
+
+
+def lightning_truth(truth: dict) -> list[dict]:
+    runs = [r for r in truth["runs"] if r["source"] == "lightning"]
+    assert runs, "TRUTH.json has no lightning runs"
+    return runs
+
+
+def of_type(records: list, cls: type) -> list:
+    return [r for r in records if isinstance(r, cls)]
+
+
+def test_claims_version_folders_by_their_files() -> None:
+    crawler = LightningCrawler()
+    assert crawler.match_folder(Path("logs/exp/version_3"), frozenset({"metrics.csv"}))
+    assert crawler.match_folder(Path("lightning_logs/version_0"), frozenset({"checkpoints"}))
+    assert not crawler.match_folder(Path("lightning_logs/version_0"), frozenset({"notes.txt"}))
+    assert not crawler.match_folder(Path("lightning_logs/run_0"), frozenset({"metrics.csv"}))
+    assert not crawler.match(Path("lightning_logs/version_0/metrics.csv"), is_dir=False)
+
+
+def test_every_truth_run(corpus: Path, truth: dict) -> None:
+    for expected in lightning_truth(truth):
+        records, warnings = crawl_unit(LightningCrawler(), corpus, corpus / expected["dir"])
+        assert warnings == []
+        run_id = f"lightning:{expected['dir']}"
+
+        (run,) = of_type(records, Run)
+        assert (run.run_id, run.source, run.dir) == (run_id, "lightning", expected["dir"])
+        assert run.experiment == expected["name"]
+        assert run.source_run_id == expected["version"]
+        assert run.start_time is None and run.end_time is None  # Lightning records none
+
+        params = {p.key: p.value for p in of_type(records, Param)}
+        assert params == {k: str(v) for k, v in expected["hparams"].items()}
+
+        check_metrics(of_type(records, Metric), expected["metrics_csv"], run_id)
+        check_checkpoints(records, expected["checkpoints"], run_id)
+
+
+def check_metrics(metrics: list[Metric], csv_truth: dict, run_id: str) -> None:
+    assert all(m.run_id == run_id for m in metrics)
+    assert Counter(m.key for m in metrics) == csv_truth["non_null_count"]
+    for key, last in csv_truth["last_value"].items():
+        assert [m.value for m in metrics if m.key == key][-1] == last
+    assert max(m.epoch for m in metrics) == csv_truth["max_epoch"]
+    assert all(m.step is not None for m in metrics)
+    assert {"epoch", "step"}.isdisjoint(m.key for m in metrics)
+
+
+def check_checkpoints(records: list, checkpoints: list[dict], run_id: str) -> None:
+    artifacts = {a.path: a for a in of_type(records, Artifact)}
+    edges = {e.dst: e for e in of_type(records, Edge)}
+    assert set(artifacts) == set(edges) == {c["path"] for c in checkpoints}
+    for ckpt in checkpoints:
+        artifact = artifacts[ckpt["path"]]
+        assert artifact.role == "checkpoint"
+        assert artifact.facts["epoch"] == ckpt["epoch"]
+        assert artifact.facts["step"] == ckpt["global_step"]
+        edge = edges[ckpt["path"]]
+        assert (edge.src, edge.src_type, edge.relation) == (run_id, "run", "lightning_checkpoint")
+
+
+def test_checkpoint_names() -> None:
+    assert checkpoint_facts("epoch=7-step=56.ckpt") == {"epoch": 7, "step": 56}
+    assert checkpoint_facts("best-epoch=02-val_loss=0.32.ckpt") == {"epoch": 2, "val_loss": 0.32}
+    assert checkpoint_facts("last.ckpt") == {}
+
+
+def make_version(tmp_path: Path, metrics_csv: str | None = None,
+                 hparams: str | None = None) -> Path:
+    folder = tmp_path / "lightning_logs" / "version_0"
+    folder.mkdir(parents=True)
+    if metrics_csv is not None:
+        (folder / "metrics.csv").write_text(metrics_csv)
+    if hparams is not None:
+        (folder / "hparams.yaml").write_text(hparams)
+    return folder
+
+
+def test_ragged_rows_and_half_written_last_line(tmp_path: Path) -> None:
+    folder = make_version(tmp_path, metrics_csv=(
+        "epoch,step,train_loss,val_acc\n"
+        "0,1,0.9,\n"
+        "0,2,0.8,0.5,0.7,9\n"     # too many cells: kept up to the header's width
+        "1,3,0.7\n"               # too few cells: the missing ones are empty
+        "1,4,oops,0.6\n"          # a cell that is not a number
+        "1,5,0.6"                 # no newline: a write in progress
+    ))
+    records, warnings = crawl_unit(LightningCrawler(), tmp_path, folder)
+    points = [(m.key, m.step, m.epoch, m.value) for m in of_type(records, Metric)]
+    assert points == [
+        ("train_loss", 1, 0, 0.9),
+        ("train_loss", 2, 0, 0.8), ("val_acc", 2, 0, 0.5),
+        ("train_loss", 3, 1, 0.7),
+        ("val_acc", 4, 1, 0.6),
+    ]
+    kinds = {w.error_type for w in warnings}
+    assert kinds == {"truncated_line", "ragged_rows", "bad_value"}
+    assert all(w.severity == "warning" for w in warnings)
+    assert all(w.path == "lightning_logs/version_0/metrics.csv" for w in warnings)
+
+
+def test_header_written_again_mid_file(tmp_path: Path) -> None:
+    folder = make_version(tmp_path, metrics_csv=(
+        "epoch,step,loss\n0,1,0.5\nepoch,lr,step,loss\n1,0.01,2,0.4\n"))
+    records, warnings = crawl_unit(LightningCrawler(), tmp_path, folder)
+    points = {(m.key, m.step, m.value) for m in of_type(records, Metric)}
+    assert points == {("loss", 1, 0.5), ("lr", 2, 0.01), ("loss", 2, 0.4)}
+    assert [w.error_type for w in warnings] == ["header_changed"]
+
+
+def test_garbage_csv_does_not_crash(tmp_path: Path) -> None:
+    folder = make_version(tmp_path)
+    (folder / "metrics.csv").write_bytes(b"epoch,step,loss\n0,1,0.5\n\x00\xff\xfe,\x00\n")
+    records, warnings = crawl_unit(LightningCrawler(), tmp_path, folder)
+    assert [(m.key, m.value) for m in of_type(records, Metric)] == [("loss", 0.5)]
+    assert warnings
+
+
+def test_python_object_tags_are_never_constructed(tmp_path: Path) -> None:
+    marker = tmp_path / "constructed"
+    folder = make_version(tmp_path, hparams=(
+        "lr: 0.1\n"
+        "args: !!python/object:argparse.Namespace\n  batch_size: 32\n  layers: 2\n"
+        f"evil: !!python/object/apply:os.system ['touch {marker}']\n"
+        "shape: !!python/tuple [3, 4]\n"
+    ))
+    records, warnings = crawl_unit(LightningCrawler(), tmp_path, folder)
+    params = {p.key: p.value for p in of_type(records, Param)}
+    assert not marker.exists()
+    assert params == {
+        "lr": "0.1", "args.batch_size": "32", "args.layers": "2",
+        "evil": f'["touch {marker}"]', "shape": "[3, 4]",
+    }
+    assert warnings == []
+
+
+def test_unreadable_hparams_keeps_the_rest(tmp_path: Path) -> None:
+    folder = make_version(tmp_path, metrics_csv="epoch,step,loss\n0,1,0.5\n",
+                          hparams="lr: [unclosed\n")
+    records, warnings = crawl_unit(LightningCrawler(), tmp_path, folder)
+    assert of_type(records, Param) == []
+    assert len(of_type(records, Metric)) == 1
+    assert [w.error_type for w in warnings] == ["bad_yaml"]
+
+
+def test_tensorboard_twin_is_the_same_run(tmp_path: Path, corpus: Path, truth: dict) -> None:
+    """A version folder with event files: their scalars and hparams join the Lightning run."""
+    pytest.importorskip("mlcrawl.crawlers.tensorboard")
+    tb_runs = [r for r in truth["runs"] if r["source"] == "tensorboard"]
+    with_hparams = next(r for r in tb_runs if r.get("hparams"))
+    with_scalars = next(r for r in tb_runs if not r.get("hparams"))
+    lightning = lightning_truth(truth)[0]
+    folder = tmp_path / "lightning_logs" / "version_0"
+    shutil.copytree(corpus / lightning["dir"], folder)
+    for source in (with_hparams, with_scalars):
+        for event_file in (corpus / source["dir"]).glob("events.out.tfevents.*"):
+            shutil.copy(event_file, folder)
+
+    records, warnings = crawl_unit(LightningCrawler(), tmp_path, folder)
+    assert warnings == []
+    assert {r.run_id for r in records if hasattr(r, "run_id")} == {"lightning:lightning_logs/version_0"}
+    counts = Counter(m.key for m in of_type(records, Metric))
+    expected = dict(lightning["metrics_csv"]["non_null_count"])
+    for source in (with_hparams, with_scalars):
+        expected.update({tag: s["count"] for tag, s in source["scalars"].items()})
+    assert counts == expected
+    params = Counter(p.key for p in of_type(records, Param))
+    tb_hparams = with_hparams["hparams"]["_hparams_/session_start_info"]["hparams"]
+    assert set(params) == set(lightning["hparams"]) | set(tb_hparams)
+    assert max(params.values()) == 1  # hparams.yaml wins; the event twin adds only new keys
+    yaml_values = {p.key: p.value for p in of_type(records, Param) if p.key in lightning["hparams"]}
+    assert yaml_values == {k: str(v) for k, v in lightning["hparams"].items()}
