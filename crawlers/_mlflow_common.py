@@ -132,6 +132,12 @@ def _is_under(path: Path, root: Path) -> bool:
     return os.path.abspath(path).startswith(os.path.abspath(root).rstrip(os.sep) + os.sep)
 
 
+def iso_ms(ms: Any) -> str | None:
+    """Epoch milliseconds as ISO text, for facts (JSON has no datetime)."""
+    moment = from_epoch_ms(ms)
+    return moment.isoformat() if moment else None
+
+
 def build_run(facts: RunFacts, tags: Mapping[str, str]) -> Run:
     """The Run record of one MLflow run; name, user, parent and commit fall back to tags."""
     parent = tags.get(PARENT_TAG)

@@ -43,6 +43,7 @@ from ._mlflow_common import (
     RunFacts,
     build_experiment,
     build_run,
+    iso_ms,
     dataset_records,
     logged_model_records,
     map_into_root,
@@ -54,7 +55,7 @@ from ._mlflow_common import (
     yield_artifacts,
     yield_params_tags,
 )
-from ._util import from_epoch_ms, load_yaml, to_text
+from ._util import load_yaml, to_text
 
 META = "meta.yaml"
 TRASH = ".trash"
@@ -328,12 +329,6 @@ def latest_model_metrics(metrics_dir: Path, ctx: CrawlContext) -> dict[str, floa
             value = max(points, key=lambda p: (p[2], p[0], p[1]))[1]
             latest[path.relative_to(metrics_dir).as_posix()] = value if math.isfinite(value) else str(value)
     return latest
-
-
-def iso_ms(ms: Any) -> str | None:
-    """Epoch milliseconds as ISO text for facts (JSON has no datetime)."""
-    moment = from_epoch_ms(ms)
-    return moment.isoformat() if moment else None
 
 
 # --- MLmodel files --------------------------------------------------------------------------
