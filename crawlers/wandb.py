@@ -26,9 +26,9 @@ package's own definitions when the optional extra ``mlcrawl[wandb]`` is installe
 
 from __future__ import annotations
 
-import json
 import os
 import re
+import shlex
 import struct
 import zlib
 from collections.abc import Iterator
@@ -119,6 +119,7 @@ def iter_log_records(buf: bytes, ctx: CrawlContext, path: Path) -> Iterator[byte
     check_log_header(buf)
     pos, end = LOG_HEADER.size, len(buf)
     pending: list[bytes] | None = None
+    resyncing = False  # after a skipped block, the tail of a broken record is expected
     while pos < end:
         block_left = BLOCK_SIZE - pos % BLOCK_SIZE
         if block_left < FRAGMENT_HEADER.size:
@@ -138,9 +139,12 @@ def iter_log_records(buf: bytes, ctx: CrawlContext, path: Path) -> Iterator[byte
                 or zlib.crc32(data, _TYPE_SEEDS[kind]) != crc:
             ctx.warn(f"corrupt log fragment at offset {pos}; skipped to the next block", path,
                      "corrupt_record")
-            pos, pending = pos + block_left, None
+            pos, pending, resyncing = pos + block_left, None, True
             continue
         pos = data_start + length
+        if resyncing and kind in (MIDDLE, LAST):
+            continue
+        resyncing = False
         pending = assemble_fragment(kind, data, pending, ctx, path, pos)
         if kind in (FULL, LAST) and pending is not None:
             yield b"".join(pending)
@@ -164,25 +168,27 @@ def assemble_fragment(kind: int, data: bytes, pending: list[bytes] | None, ctx: 
 # --- decoding records with the optional wandb extra ---------------------------------------------
 
 
-def load_record_class() -> type | None:
-    """wandb's ``Record`` protobuf class, or None without the ``mlcrawl[wandb]`` extra."""
+def load_record_codec() -> tuple[type, type[Exception]] | None:
+    """wandb's ``Record`` class and protobuf's decode error; None without ``mlcrawl[wandb]``."""
     try:
+        from google.protobuf.message import DecodeError
         from wandb.proto import wandb_internal_pb2
     except ImportError:
         return None
-    return wandb_internal_pb2.Record
+    return wandb_internal_pb2.Record, DecodeError
 
 
-def read_transaction_log(path: Path, ctx: CrawlContext, record_class: type,
+def read_transaction_log(path: Path, ctx: CrawlContext, codec: tuple[type, type[Exception]],
                          facts: RunFacts) -> Iterator[Metric]:
     """Stream the log's history points as metrics; fold everything else into ``facts``."""
+    record_class, decode_error = codec
     with mapped_bytes(ctx, path) as buf:
         try:
             records = iter_log_records(buf, ctx, path)
             for payload in records:
                 try:
                     record = record_class.FromString(payload)
-                except Exception as exc:  # protobuf's DecodeError has no stable import path
+                except decode_error as exc:
                     ctx.warn(f"undecodable record: {exc}", path, "corrupt_record")
                     continue
                 yield from apply_record(record, facts)
@@ -385,13 +391,13 @@ def read_logs(unit: Path, ctx: CrawlContext, facts: RunFacts) -> Iterator[Metric
     logs = [p for p in sorted(unit.glob("*.wandb")) if p.is_file() and p.stat().st_size]
     if not logs:
         return
-    record_class = load_record_class()
-    if record_class is None:
+    codec = load_record_codec()
+    if codec is None:
         ctx.warn(f"the W&B transaction log holds this run's config, summary and history; "
                  f"install the extra to read it: {EXTRA_HINT}", logs[0], "missing_extra")
         return
     for log in logs:
-        yield from read_transaction_log(log, ctx, record_class, facts)
+        yield from read_transaction_log(log, ctx, codec, facts)
 
 
 def build_run(unit: Path, ctx: CrawlContext, facts: RunFacts) -> Run:
@@ -473,7 +479,7 @@ def run_tags(facts: RunFacts, run_id: str) -> Iterator[Tag]:
         "wandb.exit_code": None if facts.exit_code is None else str(facts.exit_code),
         "wandb.program": meta.get("program"),
         "wandb.code_path": meta.get("codePath") or meta.get("code_path"),
-        "wandb.args": redact_text(to_text(args)) if args else None,
+        "wandb.args": redact_text(shlex.join(map(str, args))) if isinstance(args, list) and args else None,
         "wandb.host": meta.get("host"),
         "wandb.python": meta.get("python"),
         "wandb.os": meta.get("os"),

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 from conftest import crawl_unit
-
-from mlcrawl.crawler import CrawlContext
 from mlcrawl.crawlers._util import to_text
 from mlcrawl.crawlers.tensorboard import (
     TensorboardCrawler,
@@ -20,6 +18,8 @@ from mlcrawl.crawlers.tensorboard import (
     read_hparams,
     read_scalars,
 )
+
+from mlcrawl.crawler import CrawlContext
 from mlcrawl.records import Metric, Param, Run, Tag
 
 # --- a tiny protobuf/TFRecord writer, independent of the reader under test ----------------------
@@ -173,9 +173,21 @@ def test_match_folder_declines_lightning_versions(tmp_path: Path) -> None:
 # --- TF2 tensor scalars and Lightning's placeholder ---------------------------------------------
 
 
+def float_tensor(value: float) -> bytes:
+    """DT_FLOAT, shape [], value in tensor_content (how tf.summary writes it)."""
+    return field_varint(1, 1) + field_bytes(2, b"") + field_bytes(4, struct.pack("<f", value))
+
+
+def double_tensor(value: float) -> bytes:
+    """DT_DOUBLE, value in double_val."""
+    return field_varint(1, 2) + field_bytes(6, struct.pack("<d", value))
+
+
+def hparams_plugin(content: bytes) -> bytes:
+    return field_bytes(9, field_bytes(1, field_bytes(1, b"hparams") + field_bytes(2, content)))
+
+
 def test_tensor_scalars_with_metadata_on_first_event_only(tmp_path: Path) -> None:
-    float_tensor = lambda v: field_varint(1, 1) + field_bytes(2, b"") + field_bytes(4, struct.pack("<f", v))  # noqa: E731
-    double_tensor = lambda v: field_varint(1, 2) + field_bytes(6, struct.pack("<d", v))  # noqa: E731
     events = [field_double(1, 1000.0) + field_bytes(3, b"brain.Event:2")]
     for step in range(5):
         first = step == 0
@@ -220,10 +232,9 @@ def test_hparams_session_start_and_end(tmp_path: Path) -> None:
 
     start = (entry("lr", field_double(2, 0.001)) + entry("opt", field_bytes(3, b"sgd"))
              + entry("nesterov", field_varint(4, 1)) + field_bytes(4, b"grp"))
-    plugin = lambda content: field_bytes(9, field_bytes(1, field_bytes(1, b"hparams") + field_bytes(2, content)))  # noqa: E731
     write_events(tmp_path / "run", [
-        event(5.0, 0, field_bytes(1, b"_hparams_/session_start_info") + plugin(field_bytes(3, start))),
-        event(6.0, 0, field_bytes(1, b"_hparams_/session_end_info") + plugin(field_bytes(4, field_varint(1, 2)))),
+        event(5.0, 0, field_bytes(1, b"_hparams_/session_start_info") + hparams_plugin(field_bytes(3, start))),
+        event(6.0, 0, field_bytes(1, b"_hparams_/session_end_info") + hparams_plugin(field_bytes(4, field_varint(1, 2)))),
     ])
     records, _ = crawl_unit(TensorboardCrawler(), tmp_path, tmp_path / "run")
     assert {p.key: p.value for p in records if isinstance(p, Param)} == {
