@@ -140,7 +140,7 @@ class Runner:
         with self.catalog.connect() as con:
             # The caller holds the crawl lock, so a crawl still "running" was killed.
             con.execute("UPDATE crawls SET status = 'interrupted' WHERE status = 'running'")
-            crawl_id = con.execute("SELECT coalesce(max(crawl_id), 0) + 1 FROM crawls").fetchone()[0]
+            crawl_id = con.execute("SELECT coalesce(max(crawl_id), 0) + 1 FROM crawls").fetchall()[0][0]
             con.execute(
                 "INSERT INTO crawls (crawl_id, job, kind, roots, started_at, status, version, pid, host) "
                 "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",

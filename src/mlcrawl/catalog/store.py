@@ -103,7 +103,7 @@ def _table_columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
 def check_version(con: duckdb.DuckDBPyConnection) -> int:
     """The catalog's schema version; a catalog newer than this program is refused."""
     try:
-        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+        row = con.execute("SELECT max(version) FROM schema_version").fetchall()[0]
     except duckdb.CatalogException:
         return 0
     version = row[0] or 0
