@@ -178,7 +178,7 @@ def _name_of_target(target: str) -> str:
         return normalize_name(egg["name"])
     base = PurePosixPath(target.split("#")[0].rstrip("/")).name
     archive = _ARCHIVE.match(base)
-    return normalize_name(archive["name"] if archive else base)
+    return normalize_name(archive["name"] if archive else base or target)
 
 
 def _logical_lines(lines: Iterable[str]) -> Iterator[str]:
