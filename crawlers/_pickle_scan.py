@@ -28,7 +28,11 @@ MAX_PICKLES = 16
 
 @dataclass
 class PickleScan:
-    """What the opcodes of a pickle prefix show: protocol, imported names, whether it ended."""
+    """What the opcodes of a pickle prefix show.
+
+    ``complete``: the first pickle was read to its STOP; ``stopped_at``: offset where bytes that
+    are not pickle opcodes began (None when the prefix held only pickles).
+    """
 
     protocol: int | None = None
     globals: list[str] = field(default_factory=list)
@@ -53,7 +57,6 @@ def scan_pickle(data: bytes) -> PickleScan:
 
 def scan_one(stream: io.BytesIO, scan: PickleScan) -> None:
     """Walk one pickle up to its STOP, tracking the strings STACK_GLOBAL takes from the stack."""
-    scan.complete = False
     memo: dict[int, str | None] = {}
     pushed: deque[str | None] = deque([None, None], maxlen=2)
     for opcode, arg, _pos in pickletools.genops(stream):
