@@ -78,6 +78,8 @@ class _Io:
     direction: str
     position: int  # index of the path among positional arguments
     keywords: tuple[str, ...] = ()
+    default: str | None = None  # the tool's own location when the argument is not given
+    subfolder: str | None = None  # what the tool creates inside the given folder
 
 
 _READ0 = _Io("read", 0, ("filepath_or_buffer", "path", "path_or_buf", "io", "file", "fname", "f", "fp"))
@@ -109,7 +111,11 @@ _FUNCTIONS: dict[str, tuple[_Io, ...]] = {
     "tensorboardX.SummaryWriter": (_Io("write", 0, ("log_dir",)),),
     "sacred.observers.FileStorageObserver": (_Io("write", 0, ("basedir",)),),
     "transformers.TrainingArguments": (_Io("write", 0, ("output_dir",)),),
+    "wandb.init": (_Io("write", 99, ("dir",), default=".", subfolder="wandb"),),
+    "hydra.main": (_Io("write", 99, (), default="outputs"), _Io("write", 99, (), default="multirun")),
 }
+#: Lightning loggers write ``<save_dir>/<name>/version_N`` (``name`` defaults per logger).
+_LOGGERS = {"CSVLogger": "lightning_logs", "TensorBoardLogger": "lightning_logs"}
 #: Function name prefixes (pandas.read_csv, pandas.read_parquet, ...).
 _PREFIXES: tuple[tuple[str, _Io], ...] = (("pandas.read_", _READ0), ("polars.read_", _READ0),
                                          ("polars.scan_", _READ0))
@@ -165,22 +171,34 @@ def mask_ipython(source: str) -> MaskedSource:
         lines[first] = ""
     masked = 0
     continuation = False
+    previous = ""  # the last code line: a masked line may not be indented deeper than it allows
     for i, line in enumerate(lines):
         stripped = line.lstrip()
-        indent = line[: len(line) - len(stripped)]
+        indent = _masked_indent(line[: len(line) - len(stripped)], previous)
         if continuation:
-            lines[i], masked = "", masked + 1
+            lines[i] = ""
         elif stripped.startswith(("%", "!")):
             refs.extend(_line_magic_refs(stripped, i + 1))
-            lines[i], masked = f"{indent}pass", masked + 1
+            lines[i] = f"{indent}pass"
         elif match := _ASSIGNED_ESCAPE.match(stripped):
-            lines[i], masked = f"{indent}{match['target']} = {MAGIC_PLACEHOLDER}", masked + 1
+            lines[i] = f"{indent}{match['target']} = {MAGIC_PLACEHOLDER}"
         elif _HELP.match(stripped.rstrip()):
-            lines[i], masked = f"{indent}pass", masked + 1
+            lines[i] = f"{indent}pass"
         else:
+            if stripped and not stripped.startswith("#"):
+                previous = line
             continue
+        masked += 1
         continuation = line.rstrip().endswith("\\")
     return MaskedSource("\n".join(lines), masked, tuple(refs))
+
+
+def _masked_indent(indent: str, previous: str) -> str:
+    """``indent``, unless it is deeper than the code before it allows (IPython accepts that)."""
+    before = previous[: len(previous) - len(previous.lstrip())]
+    if len(indent) <= len(before) or previous.rstrip().endswith(":"):
+        return indent
+    return before
 
 
 def _line_magic_refs(stripped: str, line: int) -> list[tuple[str, str, int]]:
@@ -455,6 +473,8 @@ class CodeAnalyzer:
             return
         if name == "hydra.main":
             yield from _hydra_config(call, folder)
+        if name and name.rsplit(".", 1)[-1] in _LOGGERS and name.startswith(("lightning", "pytorch_lightning")):
+            yield from _logger_dir(call, name, folder)
             return
         if isinstance(call.func, ast.Attribute) and name not in _FUNCTIONS:
             path_refs = _path_receiver_refs(call, call.func, folder)
@@ -508,9 +528,11 @@ def _path_values(call: ast.Call, io: _Io, folder: _Folder) -> list[str]:
     """The constant strings the path argument can hold (URIs of tracking stores unwrapped)."""
     node = _argument(call, io)
     if node is None:
-        return []
-    values = [v for v in folder.fold(node) if isinstance(v, str) and v.strip()]
-    return [_strip_store_uri(v) for v in values]
+        values = [io.default] if io.default is not None else []
+    else:
+        values = [v for v in folder.fold(node) if isinstance(v, str) and v.strip()]
+    values = [_strip_store_uri(v) for v in values]
+    return [posixpath.join(v, io.subfolder) for v in values] if io.subfolder else values
 
 
 def _strip_store_uri(value: str) -> str:
@@ -531,6 +553,17 @@ def _hydra_config(call: ast.Call, folder: _Folder) -> Iterator[tuple[str, str, s
         if isinstance(directory, str) and isinstance(config, str):
             leaf = config if config.endswith((".yaml", ".yml")) else f"{config}.yaml"
             yield posixpath.join(directory, leaf), "read", "hydra.main", True
+
+
+def _logger_dir(call: ast.Call, name: str, folder: _Folder) -> Iterator[tuple[str, str, str, bool]]:
+    """``CSVLogger(save_dir, name="lightning_logs")`` writes ``<save_dir>/<name>``."""
+    save_dir = _argument(call, _Io("write", 0, ("save_dir",)))
+    sub = _argument(call, _Io("write", 1, ("name",)))
+    dirs = folder.fold(save_dir) if save_dir is not None else ()
+    subs = folder.fold(sub) if sub is not None else (_LOGGERS[name.rsplit(".", 1)[-1]],)
+    for directory, leaf in _product([dirs, subs]) if dirs and subs else ():
+        if isinstance(directory, str) and isinstance(leaf, str):
+            yield posixpath.join(directory, leaf), "write", name, False
 
 
 def _scope_without_params(stmt: ast.stmt, env: dict[str, tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
