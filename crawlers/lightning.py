@@ -27,7 +27,7 @@ from typing import ClassVar
 from mlcrawl.crawler import CrawlContext
 from mlcrawl.records import Artifact, Edge, Metric, Param, Record, Run
 
-from ._util import flatten, load_yaml, to_float, to_text
+from ._util import flatten, load_yaml, to_text
 
 _VERSION_DIR = re.compile(r"^version_\d+$")
 _EVENTS_PREFIX = "events.out.tfevents"
@@ -60,12 +60,10 @@ class LightningCrawler:
         for param in read_hparams_yaml(unit / "hparams.yaml", ctx, run_id):
             param_keys.add(param.key)
             yield param
-        metric_keys: set[str] = set()
-        for metric in read_metrics_csv(unit / "metrics.csv", ctx, run_id):
-            metric_keys.add(metric.key)
-            yield metric
+        csv_state = CsvState()
+        yield from read_metrics_csv(unit / "metrics.csv", ctx, run_id, csv_state)
         yield from read_checkpoints(unit / "checkpoints", ctx, run_id)
-        yield from read_event_twin(unit, ctx, run_id, param_keys, metric_keys)
+        yield from read_event_twin(unit, ctx, run_id, param_keys, csv_state.keys)
 
 
 def make_run(unit: Path, ctx: CrawlContext, run_id: str) -> Run:
@@ -98,7 +96,8 @@ def read_hparams_yaml(path: Path, ctx: CrawlContext, run_id: str) -> Iterator[Pa
         yield Param(run_id, key, to_text(value), origin="hparams")
 
 
-def read_metrics_csv(path: Path, ctx: CrawlContext, run_id: str) -> Iterator[Metric]:
+def read_metrics_csv(path: Path, ctx: CrawlContext, run_id: str,
+                     state: CsvState) -> Iterator[Metric]:
     """Every non-empty metric cell of ``metrics.csv`` as a point with its step and epoch."""
     if not path.is_file():
         return
@@ -112,38 +111,50 @@ def read_metrics_csv(path: Path, ctx: CrawlContext, run_id: str) -> Iterator[Met
     header = next(rows, None)
     if not header:
         return
-    problems = RowProblems()
+    layout = state.use_header(header)
     try:
         for row in rows:
-            if not any(cell.strip() for cell in row):
+            if "step" in row or "epoch" in row:
+                state.headers.append(rows.line_num)
+                layout = state.use_header(row)
                 continue
-            if is_header(row):
-                problems.headers.append(rows.line_num)
-                header = row
-                continue
-            if len(row) != len(header):
-                problems.ragged.append(rows.line_num)
-            yield from metrics_of_row(dict(zip(header, row)), run_id, problems, rows.line_num)
+            if len(row) != layout.width:
+                if not any(cell.strip() for cell in row):
+                    continue
+                state.ragged.append(rows.line_num)
+            yield from metrics_of_row(row, layout, run_id, state, rows.line_num)
     except csv.Error as exc:
         ctx.warn(f"unreadable CSV at line {rows.line_num}, rest skipped: {exc}", path, "bad_csv")
-    problems.report(ctx, path)
+    state.report(ctx, path)
 
 
-def is_header(row: list[str]) -> bool:
-    """A header line: it names the step or epoch column (a value row holds numbers there)."""
-    return any(cell in _INDEX_COLUMNS for cell in row)
+class CsvLayout:
+    """Where the index columns and the metric columns of one header are."""
+
+    def __init__(self, header: list[str]) -> None:
+        self.width = len(header)
+        self.epoch = header.index("epoch") if "epoch" in header else None
+        self.step = header.index("step") if "step" in header else None
+        self.metrics = [(i, key) for i, key in enumerate(header) if key not in _INDEX_COLUMNS]
 
 
-class RowProblems:
-    """Problems met while reading rows, reported once per file instead of once per row."""
+class CsvState:
+    """Metric columns seen, and problems met while reading rows (reported once per file)."""
 
     def __init__(self) -> None:
+        self.keys: set[str] = set()
         self.ragged: list[int] = []
         self.unparsed: list[int] = []
         self.headers: list[int] = []
 
+    def use_header(self, header: list[str]) -> CsvLayout:
+        """The layout of a header line; its metric columns join ``keys``."""
+        layout = CsvLayout(header)
+        self.keys.update(key for _, key in layout.metrics)
+        return layout
+
     def report(self, ctx: CrawlContext, path: Path) -> None:
-        """Turn the collected problems into (at most two) warnings."""
+        """Turn the collected problems into (at most three) warnings."""
         if self.ragged:
             ctx.warn(f"{len(self.ragged)} row(s) do not have the header's column count "
                      f"(lines {self.ragged[:10]}); their cells were read up to the header's width",
@@ -156,25 +167,33 @@ class RowProblems:
                      f"{sorted(set(self.unparsed))[:10]}); skipped", path, "bad_value")
 
 
-def metrics_of_row(cells: dict[str, str], run_id: str, problems: RowProblems,
+def metrics_of_row(row: list[str], layout: CsvLayout, run_id: str, state: CsvState,
                    line_no: int) -> Iterator[Metric]:
     """The metric points of one CSV row; epoch and step index them."""
-    step = to_index(cells.get("step"))
-    epoch = to_index(cells.get("epoch"))
-    for key, cell in cells.items():
-        if key in _INDEX_COLUMNS or not cell.strip():
+    width = len(row)
+    step = to_index(row[layout.step]) if layout.step is not None and layout.step < width else None
+    epoch = to_index(row[layout.epoch]) if layout.epoch is not None and layout.epoch < width else None
+    for index, key in layout.metrics:
+        if index >= width:
+            break
+        cell = row[index]
+        if not cell or cell.isspace():
             continue
-        value = to_float(cell)
-        if value is None:
-            problems.unparsed.append(line_no)
+        try:
+            value = float(cell)
+        except ValueError:
+            state.unparsed.append(line_no)
             continue
         yield Metric(run_id, key, value, step=step, epoch=epoch)
 
 
-def to_index(cell: str | None) -> int | None:
+def to_index(cell: str) -> int | None:
     """An epoch or step cell as an int ("7", "7.0"); None when empty or not a number."""
-    value = to_float(cell) if cell else None
-    return int(value) if value is not None and math.isfinite(value) else None
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return int(value) if math.isfinite(value) else None
 
 
 def read_checkpoints(folder: Path, ctx: CrawlContext, run_id: str) -> Iterator[Record]:
