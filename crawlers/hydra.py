@@ -176,8 +176,8 @@ def make_job_run(unit: Path, ctx: CrawlContext, run_id: str, hydra: dict[str, An
 
 def find_sweep_root(unit: Path, ctx: CrawlContext) -> Path | None:
     """The nearest folder above ``unit`` holding ``multirun.yaml``, within the crawl root."""
-    for folder, _ in ctx.enclosing:
-        if folder != unit and unit.is_relative_to(folder) and (folder / _SWEEP_FILE).is_file():
+    for crawler, folder in reversed(ctx.enclosing):
+        if crawler == HydraCrawler.name and (folder / _SWEEP_FILE).is_file():
             return folder
     for depth, folder in enumerate(unit.parents):
         if depth >= _MAX_SWEEP_DEPTH or not folder.is_relative_to(ctx.root):

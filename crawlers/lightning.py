@@ -67,13 +67,18 @@ class LightningCrawler:
 
 
 def make_run(unit: Path, ctx: CrawlContext, run_id: str) -> Run:
-    """The run: experiment is the logger root's name; Lightning records no times or status."""
+    """The run: experiment is the logger root's name; Lightning records no times or status.
+
+    Inside a Hydra job folder (Hydra + Lightning is a common pairing) the job is its parent.
+    """
+    hydra_jobs = [folder for crawler, folder in ctx.enclosing if crawler == "hydra"]
     return Run(
         run_id=run_id,
         source="lightning",
         source_run_id=unit.name,
         experiment=unit.parent.name or None,
         name=unit.name,
+        parent_run_id=f"hydra:{ctx.relpath(hydra_jobs[-1])}" if hydra_jobs else None,
         dir=ctx.relpath(unit),
     )
 

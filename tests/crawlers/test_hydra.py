@@ -8,6 +8,7 @@ from pathlib import Path
 
 from conftest import crawl_unit
 
+from mlcrawl.crawler import CrawlContext
 from mlcrawl.crawlers._util import flatten
 from mlcrawl.crawlers.hydra import HydraCrawler
 from mlcrawl.records import Artifact, Metric, Param, Run, Tag
@@ -161,3 +162,18 @@ def test_damaged_yaml_and_app_json(tmp_path: Path, corpus: Path, truth: dict) ->
     roles = {a.path: a.role for a in of_type(records, Artifact)}
     assert roles["outputs/run/ckpt/model.bin"] == roles["outputs/run/broken.json"] == "output"
     assert not any(t.key.startswith("override.") for t in of_type(records, Tag))
+
+
+def test_sweep_found_through_enclosing_units(tmp_path: Path, corpus: Path, truth: dict) -> None:
+    """Jobs nested deeper than the default subdir find their sweep through the runner's units."""
+    job_truth = next(r for r in hydra_truth(truth) if r["mode"] == "MULTIRUN")
+    sweep = tmp_path / "sweep"
+    job = sweep / "a" / "b" / "c" / "0"
+    shutil.copytree(corpus / job_truth["dir"], job)
+    shutil.copy(corpus / job_truth["multirun_yaml"], sweep)
+    ctx = CrawlContext.for_root(tmp_path, job)
+    assert of_type(list(HydraCrawler().crawl(ctx.unit, ctx)), Run)[0].parent_run_id is None
+    ctx = CrawlContext.for_root(tmp_path, job)
+    ctx.enclosing = (("hydra", sweep), ("lightning", sweep / "a"))
+    (run,) = of_type(list(HydraCrawler().crawl(ctx.unit, ctx)), Run)
+    assert (run.parent_run_id, run.group) == ("hydra:sweep", "sweep")

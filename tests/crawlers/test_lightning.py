@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import crawl_unit
 
+from mlcrawl.crawler import CrawlContext
 from mlcrawl.crawlers.lightning import LightningCrawler, checkpoint_facts
 from mlcrawl.records import Artifact, Edge, Metric, Param, Run
 
@@ -185,3 +186,14 @@ def test_tensorboard_twin_is_the_same_run(tmp_path: Path, corpus: Path, truth: d
     assert max(params.values()) == 1  # hparams.yaml wins; the event twin adds only new keys
     yaml_values = {p.key: p.value for p in of_type(records, Param) if p.key in lightning["hparams"]}
     assert yaml_values == {k: str(v) for k, v in lightning["hparams"].items()}
+
+
+def test_inside_a_hydra_job_the_job_is_the_parent(tmp_path: Path) -> None:
+    job = tmp_path / "outputs" / "2026-01-01" / "10-00-00"
+    folder = job / "lightning_logs" / "version_0"
+    folder.mkdir(parents=True)
+    (folder / "metrics.csv").write_text("epoch,step,loss\n0,1,0.5\n")
+    ctx = CrawlContext.for_root(tmp_path, folder)
+    ctx.enclosing = (("hydra", job),)
+    (run,) = of_type(list(LightningCrawler().crawl(ctx.unit, ctx)), Run)
+    assert run.parent_run_id == "hydra:outputs/2026-01-01/10-00-00"
