@@ -1,0 +1,115 @@
+"""Python scripts: the modules they import and the files they read and write, never run.
+
+One unit is one ``.py`` file::
+
+    src/
+      prepare.py      import pandas as pd                     -> Import pandas
+                      df = pd.read_csv("data/raw/iris.csv")   -> Reference read, line 10
+                      df.to_csv("data/prepared/train.csv")    -> Reference write, line 15
+
+The analysis is ``_codeanalysis`` (shared with notebooks).  A script runs from wherever it
+was launched, so a relative path is tried against the script's folder and every folder up
+to the crawl root; the first candidate that exists wins.  Resolution helpers here are also
+used by the notebook crawler.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tokenize
+from collections.abc import Iterator
+from pathlib import Path
+
+from mlcrawl.crawler import CrawlContext
+from mlcrawl.records import Import, Record, Reference
+
+from ._codeanalysis import CodeAnalyzer, FileRef, is_uri
+
+
+class CodeCrawler:
+    """Reads ``.py`` files into imports and file references."""
+
+    name = "code"
+    version = 1
+
+    def match(self, path: Path, is_dir: bool) -> bool:
+        """Claim ``*.py`` files outside ``.ipynb_checkpoints`` folders."""
+        return not is_dir and path.suffix == ".py" and ".ipynb_checkpoints" not in path.parts
+
+    def crawl(self, unit: Path, ctx: CrawlContext) -> Iterator[Record]:
+        """Yield the script's imports and references."""
+        rel = ctx.relpath(unit)
+        source = read_source(unit, ctx)
+        analyzer = CodeAnalyzer()
+        analyzer.add_source(source)
+        for problem in analyzer.facts.problems:
+            ctx.warn(f"line {problem.line}: {problem.message}", unit, "syntax_error")
+        yield from (Import(rel, module) for module in analyzer.facts.imports)
+        yield from reference_records(rel, analyzer.facts.references, script_bases(unit, ctx), ctx)
+
+
+def read_source(unit: Path, ctx: CrawlContext) -> str:
+    """The script's text, decoded per its PEP 263 coding cookie (UTF-8 when it has none).
+
+    Undecodable bytes are replaced, with a warning, so the rest of the file is still read.
+    """
+    data = ctx.read_bytes(unit)
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:  # an unknown codec named in the cookie
+        ctx.warn(f"coding cookie not usable ({exc}); read as UTF-8", unit, "encoding")
+        encoding = "utf-8"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        ctx.warn(f"not valid {encoding} at byte {exc.start}; undecodable bytes replaced", unit, "encoding")
+        return data.decode(encoding, errors="replace")
+
+
+def script_bases(unit: Path, ctx: CrawlContext) -> list[str]:
+    """The script's folder and each parent up to the crawl root, nearest first."""
+    here = Path(os.path.abspath(unit)).parent
+    bases = [here, *here.parents]
+    if ctx.root not in bases:
+        return [str(ctx.root)]
+    return [str(b) for b in bases[: bases.index(ctx.root) + 1]]
+
+
+def resolve_path(raw: str, bases: list[str], ctx: CrawlContext) -> str | None:
+    """``raw`` as a root-relative path: the first candidate that exists (on disk or in the
+    catalog), else the first one inside the root; None for URIs and paths outside the root."""
+    if not raw or is_uri(raw) or raw.startswith("~"):
+        return None
+    root = os.path.normpath(str(ctx.root))
+    candidates = []
+    for base in [root] if os.path.isabs(raw) else bases:
+        candidate = os.path.normpath(os.path.join(base, raw))
+        if candidate == root or candidate.startswith(root.rstrip(os.sep) + os.sep):
+            candidates.append(candidate)
+    for candidate in candidates:
+        if os.path.exists(candidate) or _in_catalog(ctx, candidate):
+            return ctx.relpath(candidate)
+    return ctx.relpath(candidates[0]) if candidates else None
+
+
+def _in_catalog(ctx: CrawlContext, candidate: str) -> bool:
+    """True when the catalog knows the file (it may be gone from disk since)."""
+    return ctx.lookup_sha256 is not None and ctx.lookup_sha256(ctx.relpath(candidate)) is not None
+
+
+def reference_records(rel: str, refs: list[FileRef], bases: list[str], ctx: CrawlContext,
+                      not_run: set[int] | frozenset[int] = frozenset()) -> Iterator[Reference]:
+    """References with resolved paths and evidence (``cell N, line M: call``).
+
+    References in cells listed in ``not_run`` (cells an executed notebook never reached) say
+    so in their evidence: the code names the file, but this execution did not touch it.
+    """
+    source_dir = os.path.dirname(os.path.join(str(ctx.root), rel))
+    for ref in refs:
+        resolved = resolve_path(ref.raw, [source_dir] if ref.relative_to_source else bases, ctx)
+        where = f"cell {ref.cell}, line {ref.line}" if ref.cell is not None else f"line {ref.line}"
+        if ref.cell in not_run:
+            where += " (cell not run)"
+        yield Reference(source_path=rel, raw=ref.raw, resolved_path=resolved, direction=ref.direction,
+                        evidence=f"{where}: {ref.call}", call=ref.call, cell=ref.cell, line=ref.line)
