@@ -57,8 +57,9 @@ def read_source(unit: Path, ctx: CrawlContext) -> str:
     data = ctx.read_bytes(unit)
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    except SyntaxError as exc:  # an unknown codec named in the cookie
-        ctx.warn(f"coding cookie not usable ({exc}); read as UTF-8", unit, "encoding")
+    except SyntaxError as exc:  # an unknown codec in the cookie, or no cookie and bad UTF-8
+        if "unknown encoding" in str(exc):
+            ctx.warn(f"coding cookie not usable ({exc}); read as UTF-8", unit, "encoding")
         encoding = "utf-8"
     try:
         return data.decode(encoding)
