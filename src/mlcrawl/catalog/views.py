@@ -22,4 +22,52 @@ VIEW_STATEMENTS: list[str] = [
                   FROM params GROUP BY run_id) p USING (run_id)
        LEFT JOIN (SELECT run_id, map(list(key ORDER BY key), list(value ORDER BY key)) AS metrics
                   FROM latest_metrics GROUP BY run_id) m USING (run_id)""",
+    # Lineage, walked backwards (what made this?) or forwards (what depends on this?), by path,
+    # run id or stage; one row per node reached, at its shortest depth, with the evidence chain.
+    """CREATE OR REPLACE MACRO upstream(target, max_depth := 50) AS TABLE
+       WITH RECURSIVE walk(node, node_type, sha256, depth, relation, via, evidence, confidence, chain)
+       USING KEY (node) AS (
+           SELECT target, NULL::VARCHAR, NULL::VARCHAR, 0, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR,
+                  1.0::DOUBLE, []::VARCHAR[]
+           UNION ALL
+           SELECT l.src, l.src_type, l.src_sha256, w.depth + 1, l.relation, l.dst, l.evidence,
+                  w.confidence * l.confidence, list_append(w.chain, l.evidence)
+           FROM walk w JOIN lineage l ON l.dst = w.node
+           WHERE w.depth < max_depth AND NOT EXISTS (SELECT 1 FROM recurring.walk r WHERE r.node = l.src))
+       SELECT depth, node_type, node, sha256, relation, via, evidence, confidence, chain
+       FROM walk WHERE depth > 0 ORDER BY depth, node""",
+    """CREATE OR REPLACE MACRO downstream(target, max_depth := 50) AS TABLE
+       WITH RECURSIVE walk(node, node_type, sha256, depth, relation, via, evidence, confidence, chain)
+       USING KEY (node) AS (
+           SELECT target, NULL::VARCHAR, NULL::VARCHAR, 0, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR,
+                  1.0::DOUBLE, []::VARCHAR[]
+           UNION ALL
+           SELECT l.dst, l.dst_type, l.dst_sha256, w.depth + 1, l.relation, l.src, l.evidence,
+                  w.confidence * l.confidence, list_append(w.chain, l.evidence)
+           FROM walk w JOIN lineage l ON l.src = w.node
+           WHERE w.depth < max_depth AND NOT EXISTS (SELECT 1 FROM recurring.walk r WHERE r.node = l.dst))
+       SELECT depth, node_type, node, sha256, relation, via, evidence, confidence, chain
+       FROM walk WHERE depth > 0 ORDER BY depth, node""",
+    # Outputs made from an input version (or by a code version) that is no longer the current
+    # content of that path: what `dvc status` says for declared stages, here for every edge.
+    """CREATE OR REPLACE VIEW stale AS
+       WITH outputs AS (
+           SELECT root, src_type AS maker_type, src AS maker, src_sha256 AS maker_sha256,
+                  dst AS output, dst_sha256 AS output_sha256
+           FROM lineage
+           WHERE dst_type = 'file' AND relation IN ('wrote', 'produced', 'declared_output', 'logged_artifact', 'executed_as')),
+       inputs AS (
+           SELECT root, dst AS maker, src AS input, src_sha256 AS used_sha256, relation, evidence
+           FROM lineage
+           WHERE src_type = 'file' AND src_sha256 IS NOT NULL AND relation <> 'copy_of'
+           UNION ALL
+           SELECT DISTINCT root, maker, maker, maker_sha256, 'code', 'the code itself'
+           FROM outputs WHERE maker_type = 'file' AND maker_sha256 IS NOT NULL)
+       SELECT DISTINCT o.root, o.output, o.output_sha256, o.maker, i.input AS changed_input,
+              i.used_sha256, f.sha256 AS current_sha256, f.deleted_at IS NOT NULL AS input_deleted,
+              i.relation, i.evidence
+       FROM outputs o
+       JOIN inputs i ON i.root = o.root AND i.maker = o.maker
+       JOIN files f ON f.root = i.root AND f.path = i.input
+       WHERE f.deleted_at IS NOT NULL OR f.sha256 IS DISTINCT FROM i.used_sha256""",
 ]

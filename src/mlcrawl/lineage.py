@@ -1,0 +1,271 @@
+"""The ``lineage`` table: one graph of file versions, runs and stages from declared and inferred evidence.
+
+Nodes are ``(type, name, sha256)``: ``file`` (root-relative path at the version present when
+the run or notebook ran), ``dir`` (a folder written as a whole, e.g. a tracking store),
+``run`` (``<source>:<id>``) and ``stage`` (``<dvc.yaml path>:<stage>``).  Edges come from::
+
+    declared_edges   tools' own metadata (DVC, MLflow, Sacred, Lightning, HF, papermill)  conf 1.0
+    run_artifacts    files a run wrote or used, by role                                    conf 0.9
+    params           a run parameter whose value names an existing file                    conf 0.7
+    references       notebook/script reads and writes found in code (inferred)             conf 0.8
+    files            identical content at two paths: ``copy_of`` (earliest path first)     conf 0.9
+
+Every edge but ``copy_of`` belongs to the crawler unit whose records it came from (column
+``unit``), so a crawl recomputes only the edges of the units it crawled; ``copy_of`` edges are
+recomputed for the contents of files that changed.  The catalog does the work in SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+# A copy is only evidence when the content is distinctive: not empty or tiny boilerplate,
+# and not the same bytes dropped in many places (licences, empty configs, placeholder files).
+COPY_MIN_BYTES = 256
+COPY_MAX_PATHS = 8
+
+# Artifact roles that are inputs of their run; every other role is something the run wrote.
+_INPUT_ROLES = {"dataset_input": "declared_input", "resource": "declared_input", "source": "code",
+                "environment": "environment", "config": "config"}
+_OUTPUT_ROLES = {"artifact": "logged_artifact"}
+
+# Tool relations mapped onto the graph's vocabulary; the tool's own word stays in the evidence.
+DECLARED_RELATIONS = {
+    "dvc_dep": "declared_input", "dvc_params": "config", "dvc_out": "declared_output",
+    "dvc_tracks": "tracks", "dvc_cmd_script": "code",
+    "mlflow_artifact": "logged_artifact", "mlflow_logged_model": "logged_artifact",
+    "mlflow_dataset_input": "declared_input",
+    "sacred_source": "code", "sacred_resource": "declared_input", "sacred_artifact": "logged_artifact",
+    "lightning_checkpoint": "produced", "hf_checkpoint_file": "produced",
+    "papermill_input_to_output": "executed_as",
+}
+
+# A write must be seen this long after a run's end before it is taken as a later version.
+_CLOCK_SLACK = "INTERVAL 2 SECOND"
+
+_COLUMNS = ("src_type, src, src_sha256, dst_type, dst, dst_sha256, relation, evidence, confidence, "
+            "crawler, crawl_id, root, unit")
+
+
+@dataclass(frozen=True)
+class LineageStats:
+    """What one lineage update did."""
+
+    units: int
+    edges_removed: int
+    edges_added: int
+    copies: int
+
+
+def rebuild_lineage(con: duckdb.DuckDBPyConnection, root: str) -> LineageStats:
+    """Recompute every lineage edge of ``root`` from the catalog's tables."""
+    crawl_id = con.execute("SELECT coalesce(max(crawl_id), 0) FROM units WHERE root = ?", [root]).fetchall()[0][0]
+    return _update(con, root, crawl_id, full=True)
+
+
+def update_lineage(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int) -> LineageStats:
+    """Recompute the edges of the units crawled in ``crawl_id`` and the copies of changed files."""
+    return _update(con, root, crawl_id, full=False)
+
+
+def _update(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, full: bool) -> LineageStats:
+    con.execute("ALTER TABLE lineage ADD COLUMN IF NOT EXISTS unit VARCHAR")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        units = select_scope(con, root, crawl_id, full)
+        removed = delete_scope(con, root, full)
+        collect_edges(con, root)
+        resolve_versions(con, root)
+        added = insert_edges(con, root, crawl_id)
+        copies = refresh_copies(con, root, crawl_id, full)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        for table in ("lin_scope", "lin_raw", "lin_new", "lin_shas"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+    return LineageStats(units=units, edges_removed=removed, edges_added=added, copies=copies)
+
+
+def select_scope(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, full: bool) -> int:
+    """Fill ``lin_scope`` with the (crawler, unit) pairs whose edges are recomputed."""
+    condition = "" if full else "AND crawl_id = ?"
+    params = [root] if full else [root, crawl_id]
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE lin_scope AS
+        SELECT DISTINCT crawler, unit FROM units
+        WHERE root = ? AND deleted_at IS NULL {condition}""", params)
+    return con.execute("SELECT count(*) FROM lin_scope").fetchall()[0][0]
+
+
+def delete_scope(con: duckdb.DuckDBPyConnection, root: str, full: bool) -> int:
+    """Drop the edges of re-crawled units and of units that no longer exist."""
+    if full:
+        where = "root = ?"
+    else:
+        where = """root = ? AND relation <> 'copy_of' AND (
+            (crawler, unit) IN (SELECT (crawler, unit) FROM lin_scope)
+            OR (crawler, unit) NOT IN (SELECT (crawler, unit) FROM units WHERE root = lineage.root AND deleted_at IS NULL))"""
+    return con.execute(f"DELETE FROM lineage WHERE {where}", [root]).fetchall()[0][0]
+
+
+def collect_edges(con: duckdb.DuckDBPyConnection, root: str) -> None:
+    """Fill ``lin_raw`` with the candidate edges of the scope, each with the time it happened."""
+    declared = ", ".join(f"('{k}', '{v}')" for k, v in DECLARED_RELATIONS.items())
+    inputs = ", ".join(f"('{k}', '{v}')" for k, v in _INPUT_ROLES.items())
+    outputs = ", ".join(f"('{k}', '{v}')" for k, v in _OUTPUT_ROLES.items())
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE lin_raw AS
+    WITH rel(tool, relation) AS (VALUES {declared}),
+    inrole(role, relation) AS (VALUES {inputs}),
+    outrole(role, relation) AS (VALUES {outputs}),
+    run_at AS (SELECT run_id, start_time, coalesce(end_time, start_time) AS end_time, dir FROM runs WHERE root = $root),
+    md5v AS (SELECT path, md5, arg_max(sha256, mtime) AS sha256 FROM file_versions
+             WHERE root = $root AND md5 IS NOT NULL GROUP BY path, md5),
+    declared AS (
+        SELECT d.src_type, d.src,
+               CASE WHEN d.src_type = 'file' AND d.dst_type <> 'file' THEN coalesce(d.sha256, m.sha256) END AS src_sha256,
+               rs.start_time AS src_at,
+               d.dst_type, d.dst,
+               CASE WHEN d.dst_type = 'file' THEN coalesce(
+                    CASE WHEN d.src_type <> 'file' THEN d.sha256 END, m2.sha256) END AS dst_sha256,
+               coalesce(rs.end_time, rd.start_time) AS dst_at,
+               coalesce(rel.relation, d.relation) AS relation,
+               d.evidence || ' (' || d.relation || ')' AS evidence,
+               coalesce(d.confidence, 1.0) AS confidence, d.crawler, d.unit, 1 AS priority
+        FROM declared_edges d JOIN lin_scope s USING (crawler, unit)
+        LEFT JOIN rel ON rel.tool = d.relation
+        LEFT JOIN run_at rs ON d.src_type = 'run' AND rs.run_id = d.src
+        LEFT JOIN run_at rd ON d.dst_type = 'run' AND rd.run_id = d.dst
+        LEFT JOIN md5v m ON d.src_type = 'file' AND d.dst_type <> 'file' AND m.path = d.src AND m.md5 = d.md5
+        LEFT JOIN md5v m2 ON d.dst_type = 'file' AND d.src_type <> 'file' AND m2.path = d.dst AND m2.md5 = d.md5
+        WHERE d.root = $root),
+    artifacts AS (
+        SELECT CASE WHEN i.role IS NULL THEN 'run' ELSE 'file' END AS src_type,
+               CASE WHEN i.role IS NULL THEN a.run_id ELSE a.path END AS src, NULL AS src_sha256,
+               r.start_time AS src_at,
+               CASE WHEN i.role IS NULL THEN 'file' ELSE 'run' END AS dst_type,
+               CASE WHEN i.role IS NULL THEN a.path ELSE a.run_id END AS dst, NULL AS dst_sha256,
+               r.end_time AS dst_at,
+               coalesce(i.relation, o.relation, 'produced') AS relation,
+               'run artifact (' || a.role || ')' AS evidence, 0.9 AS confidence, a.crawler, a.unit, 2 AS priority
+        FROM run_artifacts a JOIN lin_scope s USING (crawler, unit)
+        LEFT JOIN inrole i ON i.role = a.role
+        LEFT JOIN outrole o ON o.role = a.role
+        LEFT JOIN run_at r ON r.run_id = a.run_id
+        WHERE a.root = $root),
+    param_files AS (
+        SELECT 'file' AS src_type, f.path AS src, NULL AS src_sha256, r.start_time AS src_at,
+               'run' AS dst_type, p.run_id AS dst, NULL AS dst_sha256, NULL::TIMESTAMPTZ AS dst_at,
+               'config' AS relation, 'param ' || p.key || ' = ' || p.value AS evidence,
+               0.7 AS confidence, p.crawler, p.unit, 3 AS priority
+        FROM params p JOIN lin_scope s USING (crawler, unit)
+        LEFT JOIN run_at r ON r.run_id = p.run_id
+        JOIN files f ON f.root = $root AND f.deleted_at IS NULL AND f.size > 0
+             AND (f.path = regexp_replace(p.value, '^\\./', '')
+                  OR (r.dir IS NOT NULL AND r.dir <> '.' AND f.path = r.dir || '/' || regexp_replace(p.value, '^\\./', '')))
+        WHERE p.root = $root AND p.value_num IS NULL AND length(p.value) BETWEEN 3 AND 1024
+              AND regexp_matches(p.value, '[/.][A-Za-z0-9_-]+$')),
+    nb_run AS (SELECT n.path, r.start_time, r.end_time FROM notebooks n JOIN run_at r ON r.run_id = n.run_id
+               WHERE n.root = $root),
+    refs AS (
+        SELECT x.source_path, x.resolved_path, x.direction, x.evidence, x.crawler, x.unit,
+               coalesce(CASE WHEN x.direction = 'read' THEN nb.start_time ELSE nb.end_time END, sf.mtime) AS t_at,
+               CASE WHEN f.path IS NOT NULL THEN 'file'
+                    WHEN EXISTS (SELECT 1 FROM files g WHERE g.root = $root AND g.deleted_at IS NULL
+                                 AND starts_with(g.path, x.resolved_path || '/')) THEN 'dir'
+                    ELSE 'file' END AS target_type,
+               CASE WHEN f.path IS NULL THEN 0.6 ELSE 0.8 END AS confidence
+        FROM "references" x JOIN lin_scope s USING (crawler, unit)
+        LEFT JOIN nb_run nb ON nb.path = x.source_path
+        LEFT JOIN files sf ON sf.root = $root AND sf.path = x.source_path
+        LEFT JOIN files f ON f.root = $root AND f.path = x.resolved_path AND f.deleted_at IS NULL
+        WHERE x.root = $root AND x.resolved_path IS NOT NULL AND x.direction IN ('read', 'write')
+              -- code in a cell that never ran in an executed notebook did not touch the file
+              AND x.evidence NOT LIKE '%(cell not run)%'),
+    ref_edges AS (
+        SELECT CASE WHEN direction = 'read' THEN target_type ELSE 'file' END AS src_type,
+               CASE WHEN direction = 'read' THEN resolved_path ELSE source_path END AS src,
+               NULL AS src_sha256, t_at AS src_at,
+               CASE WHEN direction = 'read' THEN 'file' ELSE target_type END AS dst_type,
+               CASE WHEN direction = 'read' THEN source_path ELSE resolved_path END AS dst,
+               NULL AS dst_sha256, t_at AS dst_at,
+               CASE WHEN direction = 'read' THEN 'read' ELSE 'wrote' END AS relation,
+               source_path || ' ' || evidence AS evidence, confidence, crawler, unit, 4 AS priority
+        FROM refs)
+    SELECT * FROM declared UNION ALL SELECT * FROM artifacts UNION ALL SELECT * FROM param_files
+    UNION ALL SELECT * FROM ref_edges""", {"root": root})
+
+
+def resolve_versions(con: duckdb.DuckDBPyConnection, root: str) -> None:
+    """Fill ``lin_new``: each file endpoint gets the version present at its edge's time.
+
+    That is the latest version whose mtime is not after the time (the earliest one when all
+    are later); without a time, the current content.  One edge per node pair survives, the
+    one from the strongest kind of evidence.
+    """
+    con.execute("""CREATE OR REPLACE TEMP TABLE lin_new AS
+    WITH ranked AS (
+        SELECT *, row_number() OVER (PARTITION BY src_type, src, dst_type, dst
+                                     ORDER BY priority, confidence DESC, evidence) AS rn
+        FROM lin_raw),
+    edges AS (SELECT * EXCLUDE (rn, priority) FROM ranked WHERE rn = 1),
+    ends AS (
+        SELECT DISTINCT src AS path, src_at AS at FROM edges WHERE src_type = 'file' AND src_sha256 IS NULL
+        UNION SELECT DISTINCT dst, dst_at FROM edges WHERE dst_type = 'file' AND dst_sha256 IS NULL),
+    picked AS (
+        SELECT e.path, e.at,
+               coalesce(
+                   CASE WHEN e.at IS NULL THEN any_value(f.sha256) END,
+                   arg_max(v.sha256, v.mtime) FILTER (WHERE v.mtime <= e.at + """ + _CLOCK_SLACK + """),
+                   arg_min(v.sha256, v.mtime),
+                   any_value(f.sha256)) AS sha256
+        FROM ends e
+        LEFT JOIN file_versions v ON v.root = ? AND v.path = e.path
+        LEFT JOIN files f ON f.root = ? AND f.path = e.path AND f.deleted_at IS NULL
+        GROUP BY e.path, e.at)
+    SELECT e.src_type, e.src, coalesce(e.src_sha256, ps.sha256) AS src_sha256,
+           e.dst_type, e.dst, coalesce(e.dst_sha256, pd.sha256) AS dst_sha256,
+           e.relation, e.evidence, e.confidence, e.crawler, e.unit
+    FROM edges e
+    LEFT JOIN picked ps ON e.src_type = 'file' AND ps.path = e.src AND ps.at IS NOT DISTINCT FROM e.src_at
+    LEFT JOIN picked pd ON e.dst_type = 'file' AND pd.path = e.dst AND pd.at IS NOT DISTINCT FROM e.dst_at""",
+                [root, root])
+
+
+def insert_edges(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int) -> int:
+    """Append ``lin_new`` to ``lineage``; the number of edges added."""
+    return con.execute(f"""INSERT INTO lineage ({_COLUMNS})
+        SELECT src_type, src, src_sha256, dst_type, dst, dst_sha256, relation, evidence, confidence,
+               crawler, ?, ?, unit FROM lin_new""", [crawl_id, root]).fetchall()[0][0]
+
+
+def refresh_copies(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, full: bool) -> int:
+    """Recompute ``copy_of`` edges for the contents that changed in this crawl (all when ``full``).
+
+    Each copy points from the earliest path holding the content (oldest mtime, then path) to
+    the later ones, so a group of n copies gives n-1 edges, not n².
+    """
+    if full:
+        con.execute("CREATE OR REPLACE TEMP TABLE lin_shas AS SELECT DISTINCT sha256 FROM files WHERE root = ? AND sha256 IS NOT NULL", [root])
+    else:
+        con.execute("""CREATE OR REPLACE TEMP TABLE lin_shas AS
+            SELECT sha256 FROM files WHERE root = $1 AND crawl_id = $2 AND sha256 IS NOT NULL
+            UNION SELECT f.sha256 FROM files f JOIN crawls c ON c.crawl_id = $2
+                  WHERE f.root = $1 AND f.deleted_at >= c.started_at AND f.sha256 IS NOT NULL
+            UNION SELECT l.src_sha256 FROM lineage l JOIN files f ON f.root = l.root AND f.path IN (l.src, l.dst)
+                  WHERE l.root = $1 AND l.relation = 'copy_of' AND f.crawl_id = $2""", [root, crawl_id])
+        con.execute("DELETE FROM lineage WHERE root = ? AND relation = 'copy_of' AND src_sha256 IN (SELECT sha256 FROM lin_shas)", [root])
+    return con.execute(f"""INSERT INTO lineage ({_COLUMNS})
+        WITH holders AS (
+            SELECT f.path, f.sha256, f.mtime,
+                   count(*) OVER (PARTITION BY f.sha256) AS n,
+                   first_value(f.path) OVER (PARTITION BY f.sha256 ORDER BY f.mtime, f.path) AS original
+            FROM files f JOIN lin_shas s USING (sha256)
+            WHERE f.root = $1 AND f.deleted_at IS NULL AND f.size >= {COPY_MIN_BYTES})
+        SELECT 'file', original, sha256, 'file', path, sha256, 'copy_of',
+               'identical sha256 ' || left(sha256, 12) || ' at ' || n || ' paths', 0.9,
+               'lineage', $2, $1, path
+        FROM holders WHERE n BETWEEN 2 AND {COPY_MAX_PATHS} AND path <> original""",
+                       [root, crawl_id]).fetchall()[0][0]
