@@ -54,7 +54,9 @@ class Interpolator:
         if isinstance(value, str):
             return self._resolve_str(value)
         if isinstance(value, Mapping):
-            return {self._resolve_str(k) if isinstance(k, str) else k: self.resolve(v) for k, v in value.items()}
+            return {
+                self._resolve_str(k) if isinstance(k, str) else k: self.resolve(v) for k, v in value.items()
+            }
         if isinstance(value, list):
             return [self.resolve(v) for v in value]
         return value
@@ -75,7 +77,9 @@ class Interpolator:
         for name, index in _PART.findall(expr):
             if name and isinstance(node, Mapping) and name in node:
                 node = node[name]
-            elif index and isinstance(node, Sequence) and not isinstance(node, str) and int(index) < len(node):
+            elif (
+                index and isinstance(node, Sequence) and not isinstance(node, str) and int(index) < len(node)
+            ):
                 node = node[int(index)]
             else:
                 self.unresolved.add(expr)
@@ -128,7 +132,7 @@ def _expand_matrix(name: str, definition: Mapping, interp: Interpolator) -> Iter
     for combination in product(*axes.values()):
         item: dict[str, Any] = {}
         fragments: list[str] = []
-        for axis, (index, value) in zip(axes, combination):
+        for axis, (index, value) in zip(axes, combination, strict=True):
             item[axis] = value
             composite = isinstance(value, (Mapping, list))
             fragments.append(f"{axis}{index}" if composite else to_dvc_str(value))

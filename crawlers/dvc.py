@@ -345,17 +345,23 @@ def crawl_dvc_file(path: Path, ctx: CrawlContext) -> Iterator[Record]:
             yield from import_edges(ctx, folder, rel, item, tracked)
 
 
-def import_edges(ctx: CrawlContext, folder: Path, rel: str, dep: Mapping, tracked: list[str]) -> Iterator[Edge]:
+def import_edges(
+    ctx: CrawlContext, folder: Path, rel: str, dep: Mapping, tracked: list[str]
+) -> Iterator[Edge]:
     """``dvc import``/``import-url`` sources: where the tracked data was copied from."""
     repo = dep.get("repo") if isinstance(dep.get("repo"), Mapping) else None
     raw = str(dep["path"])
-    source = f"{repo.get('url')}:{raw}" if repo else (raw if _REMOTE.match(raw) else _resolve(ctx, folder, raw))
+    source = (
+        f"{repo.get('url')}:{raw}" if repo else (raw if _REMOTE.match(raw) else _resolve(ctx, folder, raw))
+    )
     facts = {k: dep[k] for k in _FACT_KEYS if k in dep}
     if repo:
         facts.update({f"repo_{k}": v for k, v in repo.items() if isinstance(v, (str, int))})
     src_type = "url" if repo or _REMOTE.match(raw) else "file"
     for target in tracked:
-        yield Edge(source, target, "dvc_import", rel, src_type=src_type, md5=dep.get("md5"), facts=facts or None)
+        yield Edge(
+            source, target, "dvc_import", rel, src_type=src_type, md5=dep.get("md5"), facts=facts or None
+        )
 
 
 # --- helpers ------------------------------------------------------------------------------

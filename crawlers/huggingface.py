@@ -37,11 +37,24 @@ MAX_JSON = 256 << 20  # a trainer_state.json beyond this is not read (bounded me
 MAX_CHECKPOINT_FILES = 10_000
 #: Settings of the training loop kept as params ``trainer.<key>``.
 TRAINER_SETTINGS = (
-    "max_steps", "num_train_epochs", "logging_steps", "eval_steps", "save_steps",
-    "train_batch_size", "is_hyper_param_search", "trial_name",
+    "max_steps",
+    "num_train_epochs",
+    "logging_steps",
+    "eval_steps",
+    "save_steps",
+    "train_batch_size",
+    "is_hyper_param_search",
+    "trial_name",
 )
 #: State reached by the run, kept as tags.
-STATE_TAGS = ("global_step", "epoch", "best_metric", "best_model_checkpoint", "best_global_step", "total_flos")
+STATE_TAGS = (
+    "global_step",
+    "epoch",
+    "best_metric",
+    "best_model_checkpoint",
+    "best_global_step",
+    "total_flos",
+)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".joblib")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".h5", ".msgpack", ".gguf", ".onnx", ".pt", ".pth")
 # Files that describe rather than hold state; everything else in an output folder is a
@@ -73,7 +86,9 @@ class HuggingfaceCrawler:
         """Claim a Trainer output folder; a ``checkpoint-<n>`` folder belongs to its parent's run."""
         if CHECKPOINT.fullmatch(path.name):
             return False
-        return STATE in names or any(r in names for r in RESULTS) or any(CHECKPOINT.fullmatch(n) for n in names)
+        return (
+            STATE in names or any(r in names for r in RESULTS) or any(CHECKPOINT.fullmatch(n) for n in names)
+        )
 
     def crawl(self, unit: Path, ctx: CrawlContext) -> Iterator[Record]:
         """Yield the run of one Trainer output folder with its metrics, params and artifacts."""
@@ -211,7 +226,10 @@ def result_metrics(run_id: str, state: Mapping, results: Mapping[str, dict]) -> 
     history = state.get("log_history") if isinstance(state.get("log_history"), list) else []
     seen = {
         (str(k), _as_int(e.get("step")), to_float(v))
-        for e in history if isinstance(e, Mapping) for k, v in e.items() if not isinstance(v, str)
+        for e in history
+        if isinstance(e, Mapping)
+        for k, v in e.items()
+        if not isinstance(v, str)
     }
     for metrics in results.values():
         for key, value in flatten(metrics):
@@ -244,8 +262,12 @@ def checkpoint_artifacts(run_id: str, checkpoint: Checkpoint, ctx: CrawlContext)
         yield Artifact(run_id, rel, "checkpoint", {"checkpoint": name, **(_file_facts(path) or {})})
         if _is_state_file(path):
             yield Edge(
-                run_id, rel, "hf_checkpoint_file", ctx.relpath(checkpoint.folder),
-                src_type="run", facts={"checkpoint": name, "step": checkpoint.step},
+                run_id,
+                rel,
+                "hf_checkpoint_file",
+                ctx.relpath(checkpoint.folder),
+                src_type="run",
+                facts={"checkpoint": name, "step": checkpoint.step},
             )
 
 

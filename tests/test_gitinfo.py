@@ -15,14 +15,19 @@ pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the g
 
 ENV = {
     **os.environ,
-    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org",
-    "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.org",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.org",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
 }
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, env=ENV, check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=ENV, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def make_repo(path: Path, commits: int = 2) -> Path:
@@ -83,8 +88,13 @@ def test_unborn_branch_has_no_commit(tmp_path):
 
 def test_outside_any_work_tree_is_none(tmp_path):
     (tmp_path / "plain").mkdir()
-    probe = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=tmp_path / "plain", env=ENV,
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"],
+        cwd=tmp_path / "plain",
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
     if probe.returncode == 0:
         pytest.skip(f"tmp_path lies inside the work tree {probe.stdout.strip()}")
     assert read_git_info(tmp_path / "plain") is None

@@ -8,7 +8,7 @@
         conda.yaml                    (MLflow writes conda.yaml and python_env.yaml too:
         python_env.yaml                {python, build_dependencies, dependencies})
         runs/run-7/                   the run folder: searched first, then each ancestor up to root
-          requirements-freeze.txt     `pip freeze` output ("name==1.2", "name @ file://...", "-e git+...#egg=x")
+          requirements-freeze.txt     `pip freeze` output ("a==1.2", "a @ file://...", "-e git+...#egg=a")
 
 ``describe_run_environment`` lists the files found, nearest first, each parsed cheaply (line
 by line or one safe YAML load, bounded in size).  A file that cannot be parsed is still listed,
@@ -27,7 +27,12 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 MAX_FILE = 8 << 20  # an environment file larger than this is listed, not parsed
-CONDA_NAMES = {"environment.yml": "conda", "environment.yaml": "conda", "conda.yaml": "conda", "conda.yml": "conda"}
+CONDA_NAMES = {
+    "environment.yml": "conda",
+    "environment.yaml": "conda",
+    "conda.yaml": "conda",
+    "conda.yml": "conda",
+}
 MLFLOW_NAMES = {"python_env.yaml": "python_env", "python_env.yml": "python_env"}
 _REQUIREMENT = re.compile(
     r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?P<extras>\[[^\]]*\])?\s*(?P<spec>[^;]*?)\s*(?:;\s*(?P<marker>.*))?"
@@ -129,7 +134,9 @@ def parse_environment_file(path: Path, rel: str, read_bytes: Callable[[Path], by
     return _python_env_file(rel, data)
 
 
-def parse_requirements(lines: Iterable[str], manager: str = "pip") -> tuple[tuple[PackagePin, ...], tuple[str, ...]]:
+def parse_requirements(
+    lines: Iterable[str], manager: str = "pip"
+) -> tuple[tuple[PackagePin, ...], tuple[str, ...]]:
     """Pins and included files (``-r``/``-c``) of pip requirement lines (pip freeze output too)."""
     packages: list[PackagePin] = []
     includes: list[str] = []

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from conftest import crawl_unit
-
 from mlcrawl.crawlers._util import flatten, to_text
 from mlcrawl.crawlers.dvc import DvcCrawler
+
 from mlcrawl.records import Edge, Metric, Param, Run, Tag
 
 DECLARED = {"dvc_dep", "dvc_out", "dvc_params"}
@@ -54,7 +54,9 @@ def test_every_locked_stage_is_a_finished_run_with_its_locked_params(corpus, tru
             run_id = f"dvc:{pipeline['dvc_yaml']}:{name}"
             assert runs[run_id].status == "FINISHED" and runs[run_id].name == name
             params = {(p.key, p.value) for p in by_type(records, Param) if p.run_id == run_id}
-            expected = {(k, to_text(v)) for values in locked.get("params", {}).values() for k, v in values.items()}
+            expected = {
+                (k, to_text(v)) for values in locked.get("params", {}).values() for k, v in values.items()
+            }
             assert params == expected
             tags = {t.key: t.value for t in by_type(records, Tag) if t.run_id == run_id}
             assert tags["cmd"] == locked["cmd"] and tags["locked"] == "true"
@@ -76,8 +78,13 @@ def test_declared_edges_match_truth_lineage_with_lock_md5(corpus, truth):
             node = f"{pipeline['dvc_yaml']}:{name}"
             for section, relation in (("deps", "dvc_dep"), ("outs", "dvc_out")):
                 for item in locked.get(section, []):
-                    [edge] = [e for e in edges if e.relation == relation and node in (e.src, e.dst)
-                              and item["path"] in (e.src, e.dst)]
+                    [edge] = [
+                        e
+                        for e in edges
+                        if e.relation == relation
+                        and node in (e.src, e.dst)
+                        and item["path"] in (e.src, e.dst)
+                    ]
                     assert edge.md5 == item["md5"] and edge.facts["size"] == item["size"]
 
 
@@ -108,7 +115,8 @@ def test_dvc_files_track_their_outs_with_md5(corpus, truth):
         assert warnings == []
         edges = by_type(records, Edge)
         expected = {
-            (e["from"], e["to"]) for e in truth["lineage"]
+            (e["from"], e["to"])
+            for e in truth["lineage"]
             if e.get("relation") == "dvc_tracks" and e["from"] == tracked["dvc_file"]
         }
         assert {(e.src, e.dst) for e in edges if e.relation == "dvc_tracks"} == expected
@@ -122,17 +130,24 @@ def test_dvc_yaml_that_is_not_yaml_raises_naming_the_file(tmp_path):
 
 
 def test_older_lock_schema_with_stages_at_the_top_level(tmp_path):
-    write(tmp_path, "dvc.yaml", """\
+    write(
+        tmp_path,
+        "dvc.yaml",
+        """\
         stages:
           featurize:
             cmd: python featurize.py
             deps: [raw.csv]
             params: [feat.n]
             outs: [features.csv]
-    """)
+    """,
+    )
     write(tmp_path, "params.yaml", "feat:\n  n: 5\n")
     # DVC 1.x lock: no schema key, stage names at the top level, md5 without a hash field.
-    write(tmp_path, "dvc.lock", """\
+    write(
+        tmp_path,
+        "dvc.lock",
+        """\
         featurize:
           cmd: python featurize.py
           deps:
@@ -144,7 +159,8 @@ def test_older_lock_schema_with_stages_at_the_top_level(tmp_path):
           outs:
           - path: features.csv
             md5: fedcba9876543210fedcba9876543210
-    """)
+    """,
+    )
     records, warnings = crawl_unit(DvcCrawler(), tmp_path, tmp_path)
     assert warnings == []
     [run] = by_type(records, Run)
@@ -166,7 +182,10 @@ def test_lock_that_is_not_yaml_warns_and_stages_read_unlocked(tmp_path):
 
 
 def test_foreach_matrix_interpolation_wdir_and_unlocked_stages(tmp_path):
-    write(tmp_path, "sub/dvc.yaml", """\
+    write(
+        tmp_path,
+        "sub/dvc.yaml",
+        """\
         vars:
           - langs: [en, fr]
         stages:
@@ -198,7 +217,8 @@ def test_foreach_matrix_interpolation_wdir_and_unlocked_stages(tmp_path):
             cmd: python -m pkg.evaluate data.csv
             params: [train.lr]
             metrics: [../sub/scores.yaml]
-    """)
+    """,
+    )
     write(tmp_path, "sub/params.yaml", "train:\n  lr: 0.1\n")
     write(tmp_path, "sub/scores.yaml", "val:\n  acc: 0.5\n  note: fine\n")
     write(tmp_path, "scripts/pkg/evaluate.py", "")
@@ -207,8 +227,15 @@ def test_foreach_matrix_interpolation_wdir_and_unlocked_stages(tmp_path):
     assert warnings == []
     runs = {r.name: r for r in by_type(records, Run)}
     assert set(runs) == {
-        "prep@en", "prep@fr", "split@us", "split@eu", "rows@0", "rows@1",
-        "fit@tree-true", "fit@model1-true", "eval",
+        "prep@en",
+        "prep@fr",
+        "split@us",
+        "split@eu",
+        "rows@0",
+        "rows@1",
+        "fit@tree-true",
+        "fit@model1-true",
+        "eval",
     }
     assert runs["prep@fr"].group == "prep" and runs["eval"].group is None
     assert all(r.status is None for r in runs.values())

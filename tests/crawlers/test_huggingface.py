@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 from conftest import crawl_unit
-
 from mlcrawl.crawlers._util import to_text
 from mlcrawl.crawlers.huggingface import HuggingfaceCrawler
+
 from mlcrawl.records import Artifact, Edge, Metric, Param, Run, Tag
 
 CHECKPOINT = re.compile(r"checkpoint-\d+")
@@ -48,7 +48,11 @@ def test_run_state_history_and_config_match_truth(corpus, truth):
         records, warnings = crawl_dir(corpus, record["dir"])
         assert warnings == []
         [run] = by_type(records, Run)
-        assert (run.run_id, run.source, run.dir) == (f"hf_trainer:{record['dir']}", "hf_trainer", record["dir"])
+        assert (run.run_id, run.source, run.dir) == (
+            f"hf_trainer:{record['dir']}",
+            "hf_trainer",
+            record["dir"],
+        )
         tags = {t.key: t.value for t in by_type(records, Tag)}
         assert tags["global_step"] == to_text(record["global_step"])
         assert tags["epoch"] == to_text(record["epoch"])
@@ -91,7 +95,9 @@ def test_files_and_checkpoints_are_artifacts_with_checkpoint_state(corpus, truth
             assert folder.role == "checkpoint"
             for key in ("global_step", "epoch", "log_history_len", "best_metric", "best_global_step"):
                 assert folder.facts[key] == checkpoint[key]
-            inside = {Path(a.path).name for a in artifacts.values() if a.path.startswith(checkpoint["dir"] + "/")}
+            inside = {
+                Path(a.path).name for a in artifacts.values() if a.path.startswith(checkpoint["dir"] + "/")
+            }
             assert inside == set(checkpoint["files"])
 
 
@@ -102,7 +108,8 @@ def test_checkpoint_file_edges_match_truth_lineage(corpus, truth):
         got = {(e.evidence, e.dst) for e in by_type(records, Edge) if e.relation == "hf_checkpoint_file"}
         assert all(e.src == run_id for e in by_type(records, Edge))
         expected = {
-            (e["from"], e["to"]) for e in truth["lineage"]
+            (e["from"], e["to"])
+            for e in truth["lineage"]
             if e.get("relation") == "hf_checkpoint_file"
             and (e["from"] == record["dir"] or e["from"].startswith(record["dir"] + "/"))
         }
@@ -132,7 +139,9 @@ def test_folder_with_only_checkpoints_is_a_run_read_from_the_latest(corpus, trut
         shutil.copytree(corpus / checkpoint["dir"], tmp_path / "crashed" / Path(checkpoint["dir"]).name)
     latest = max(checkpoints, key=lambda c: c["global_step"])
     crawler = HuggingfaceCrawler()
-    assert crawler.match_folder(tmp_path / "crashed", frozenset(p.name for p in (tmp_path / "crashed").iterdir()))
+    assert crawler.match_folder(
+        tmp_path / "crashed", frozenset(p.name for p in (tmp_path / "crashed").iterdir())
+    )
     records, _ = crawl_unit(crawler, tmp_path, tmp_path / "crashed")
     [run] = by_type(records, Run)
     tags = {t.key: t.value for t in by_type(records, Tag)}
