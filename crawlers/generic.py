@@ -47,8 +47,10 @@ _WANDB_RUN = re.compile(r"(?:offline-)?run-\d{8}_\d{6}-\w+")
 _STEP_KEYS = ("step", "global_step")
 #: Metric files are small; a bigger one is more likely a data dump, and is refused.
 DEFAULT_MAX_BYTES = 32 << 20
-#: Lists that are not numeric histories are kept as one Tag only when their JSON is this short.
-MAX_TAG_CHARS = 4096
+#: Leaves read from one file at most: YAML aliases can make a small file expand exponentially.
+MAX_LEAVES = 100_000
+#: A list or mapping leaf is kept as JSON text only up to this length.
+MAX_VALUE_CHARS = 1 << 16
 
 
 class GenericCrawler:
@@ -151,8 +153,12 @@ def param_records(run_id: str, document: Any, path: Path, ctx: CrawlContext) -> 
     if not isinstance(document, Mapping):
         ctx.warn(f"parameter file holds a {type(document).__name__}, not a mapping; no params read", path)
         return
-    for key, value in flatten(document):
-        yield Param(run_id, key, to_text(value), origin=path.name)
+    for key, value in bounded_leaves(document, path, ctx):
+        text = bounded_text(value)
+        if text is None and value is not None:
+            ctx.warn(f"value of {key!r} is longer than {MAX_VALUE_CHARS} characters or circular; skipped", path)
+        else:
+            yield Param(run_id, key, text, origin=path.name)
 
 
 def metric_records(run_id: str, document: Any, path: Path, ctx: CrawlContext) -> Iterator[Metric | Tag]:
@@ -160,7 +166,7 @@ def metric_records(run_id: str, document: Any, path: Path, ctx: CrawlContext) ->
     if document is None:
         return
     if isinstance(document, Mapping):
-        for key, leaf in flatten(document):
+        for key, leaf in bounded_leaves(document, path, ctx):
             yield from leaf_records(run_id, key, leaf, path, ctx)
     elif isinstance(document, list) and document and all(isinstance(row, Mapping) for row in document):
         for index, row in enumerate(document):
@@ -178,9 +184,9 @@ def leaf_records(run_id: str, key: str, leaf: Any, path: Path, ctx: CrawlContext
         for step, item in enumerate(leaf):
             yield Metric(run_id, key, as_number(item), step=step)
     else:
-        text = to_text(leaf)
-        if text is not None and len(text) > MAX_TAG_CHARS:
-            ctx.warn(f"value of {key!r} ({len(text)} characters of JSON) is too long for a tag; skipped", path)
+        text = bounded_text(leaf)
+        if text is None and leaf is not None:
+            ctx.warn(f"value of {key!r} is longer than {MAX_VALUE_CHARS} characters or circular; skipped", path)
             return
         yield Tag(run_id, key, text)
 
@@ -194,6 +200,34 @@ def history_row_metrics(run_id: str, index: int, row: Mapping) -> Iterator[Metri
         value = as_number(leaf)
         if value is not None and key not in _STEP_KEYS:
             yield Metric(run_id, key, value, step=step, epoch=epoch)
+
+
+def bounded_leaves(document: Any, path: Path, ctx: CrawlContext) -> Iterator[tuple[str, Any]]:
+    """``flatten(document)``, stopped after MAX_LEAVES; a self-referencing document is an error."""
+    try:
+        for count, pair in enumerate(flatten(document)):
+            if count == MAX_LEAVES:
+                ctx.warn(f"more than {MAX_LEAVES} values (YAML aliases?); the rest skipped", path)
+                return
+            yield pair
+    except RecursionError as exc:
+        raise ValueError(f"{ctx.relpath(path)}: document refers to itself (recursive YAML alias)") from exc
+
+
+def bounded_text(value: Any) -> str | None:
+    """``to_text(value)``, or None when a list/mapping's JSON passes MAX_VALUE_CHARS or is circular."""
+    if not isinstance(value, (list, Mapping)):
+        return to_text(value)
+    pieces, length = [], 0
+    try:
+        for piece in json.JSONEncoder(sort_keys=True, default=str).iterencode(value):
+            length += len(piece)
+            if length > MAX_VALUE_CHARS:
+                return None
+            pieces.append(piece)
+    except (ValueError, TypeError):
+        return None
+    return "".join(pieces)
 
 
 def as_integer(value: Any) -> int | None:

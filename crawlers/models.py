@@ -260,12 +260,12 @@ def open_zip(path: Path, ctx: CrawlContext) -> Iterator[tuple[zipfile.ZipFile, l
     with open_binary(ctx, path) as stream:
         try:
             archive = zipfile.ZipFile(stream)
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
             raise ValueError(f"{problem}: {exc}") from exc
         with archive:
             try:
                 yield archive, archive.infolist()
-            except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+            except (zipfile.BadZipFile, EOFError, zlib.error, OSError, NotImplementedError) as exc:
                 raise ValueError(f"{problem}: {exc}") from exc
 
 

@@ -1,0 +1,206 @@
+"""Generic crawler: metric/param files on the real corpus, ownership rules and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import crawl_unit
+
+from mlcrawl.crawler import CrawlContext
+from mlcrawl.crawlers._util import flatten
+from mlcrawl.crawlers.generic import GenericCrawler
+from mlcrawl.records import Metric, Param, Run, Tag
+
+CRAWLER = GenericCrawler()
+
+
+def crawl(root: Path, unit: Path, **options):
+    return crawl_unit(CRAWLER, root, unit, **options)
+
+
+def test_dvc_metrics_match_dvc_metrics_show(corpus: Path, truth: dict) -> None:
+    shown = truth["dvc"]["metrics_show"][""]["data"]
+    assert shown, "TRUTH has no dvc metrics"
+    for rel, entry in shown.items():
+        unit = corpus / rel
+        assert CRAWLER.match(unit, False), rel
+        records, warnings = crawl(corpus, unit)
+        assert not warnings
+        rel_dir = Path(rel).parent.as_posix()
+        runs = [r for r in records if isinstance(r, Run)]
+        assert runs == [Run(f"folder:{rel_dir}", "generic", rel_dir, name=Path(rel_dir).name, dir=rel_dir)]
+        metrics = {m.key: m.value for m in records if isinstance(m, Metric)}
+        assert metrics == {k: float(v) for k, v in flatten(entry["data"])}
+
+
+def test_params_yaml_matches_dvc_lock_params(corpus: Path, truth: dict) -> None:
+    for pipeline in truth["dvc"]["pipelines"]:
+        locked: dict[str, object] = {}
+        for stage in pipeline["dvc_lock_content"]["stages"].values():
+            for file, values in stage.get("params", {}).items():
+                locked.update({f"{file}::{k}": v for k, v in values.items()})
+        for file in {key.split("::")[0] for key in locked}:
+            records, _ = crawl(corpus, corpus / file)
+            params = {p.key: p.value for p in records if isinstance(p, Param)}
+            assert all(p.origin == Path(file).name for p in records if isinstance(p, Param))
+            for key, value in locked.items():
+                if key.startswith(f"{file}::"):
+                    assert yaml.safe_load(params[key.split("::")[1]]) == value
+
+
+def test_every_hydra_job_metrics_file_matches_app_metrics(corpus: Path, truth: dict) -> None:
+    hydra = [r for r in truth["runs"] if r["source"] == "hydra" and r.get("app_metrics")]
+    assert hydra
+    for run in hydra:
+        records, _ = crawl(corpus, corpus / run["dir"] / "metrics.json")
+        metrics = {m.key: m.value for m in records if isinstance(m, Metric)}
+        expected = {k: float(v) for k, v in flatten(run["app_metrics"]) if isinstance(v, (int, float))}
+        assert metrics == expected
+
+
+def test_file_in_a_folder_owned_by_another_crawler_yields_nothing(corpus: Path, tmp_path: Path) -> None:
+    hydra_job = next(p.parent.parent for p in corpus.glob("multirun/*/*/*/.hydra/config.yaml"))
+    ctx = CrawlContext.for_root(corpus, hydra_job / "metrics.json")
+    ctx.enclosing = (("dvc", corpus), ("hydra", hydra_job))
+    assert list(CRAWLER.crawl(ctx.unit, ctx)) == []
+    # A DVC project at the root does not own a metrics/ subfolder's files.
+    ctx = CrawlContext.for_root(corpus, corpus / "metrics" / "scores.json")
+    ctx.enclosing = (("dvc", corpus),)
+    assert any(isinstance(r, Metric) for r in CRAWLER.crawl(ctx.unit, ctx))
+    # ...but it does own params.yaml beside dvc.yaml.
+    ctx = CrawlContext.for_root(corpus, corpus / "params.yaml")
+    ctx.enclosing = (("dvc", corpus),)
+    assert list(CRAWLER.crawl(ctx.unit, ctx)) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "claimed"),
+    [
+        ("a/metrics.json", True),
+        ("a/eval_results.json", True),
+        ("a/val_metrics.json", True),
+        ("a/scores.json", True),
+        ("a/metrics/roc.yaml", True),
+        ("a/params.yaml", True),
+        ("a/config.yml", True),
+        ("a/hparams.yaml", True),
+        ("a/params.json", True),
+        ("a/config.json", False),  # an HF model architecture, not run params
+        ("a/_results.json", False),
+        ("a/metrics.csv", False),
+        ("out/.hydra/config.yaml", False),
+        ("lightning_logs/version_3/hparams.yaml", False),
+        ("tb/my_model/version_0/hparams.yaml", False),
+        ("wandb/run-20240101_120000-abc123/files/config.yaml", False),
+    ],
+)
+def test_match_by_name(path: str, claimed: bool) -> None:
+    assert CRAWLER.match(Path("/x") / path, False) is claimed
+    assert CRAWLER.match(Path("/x") / path, True) is False
+
+
+def test_nested_metrics_histories_and_tags(tmp_path: Path) -> None:
+    unit = tmp_path / "exp" / "results.json"
+    unit.parent.mkdir()
+    unit.write_text(
+        '{"test": {"acc": 0.9, "f1": 1}, "loss_curve": [3, 2.5, 2], "model": "resnet", '
+        '"ok": true, "labels": ["a", "b"], "nothing": null, "big": 1e400}'
+    )
+    records, warnings = crawl(tmp_path, unit)
+    assert not warnings
+    metrics = [(m.key, m.value, m.step) for m in records if isinstance(m, Metric)]
+    assert metrics == [
+        ("test.acc", 0.9, None), ("test.f1", 1.0, None),
+        ("loss_curve", 3.0, 0), ("loss_curve", 2.5, 1), ("loss_curve", 2.0, 2),
+        ("big", float("inf"), None),
+    ]
+    tags = {t.key: t.value for t in records if isinstance(t, Tag)}
+    assert tags == {"model": "resnet", "ok": "true", "labels": '["a", "b"]', "nothing": None}
+
+
+def test_top_level_list_is_a_step_history(tmp_path: Path) -> None:
+    unit = tmp_path / "train_metrics.json"
+    unit.write_text('[{"step": 10, "epoch": 1, "loss": 0.5}, {"loss": 0.25, "note": "x"}]')
+    records, _ = crawl(tmp_path, unit)
+    metrics = [(m.key, m.value, m.step, m.epoch) for m in records if isinstance(m, Metric)]
+    assert metrics == [("epoch", 1.0, 10, 1), ("loss", 0.5, 10, 1), ("loss", 0.25, 1, None)]
+    assert records[0] == Run("folder:.", "generic", ".", dir=".")
+
+
+def test_corrupt_json_raises_with_path(tmp_path: Path) -> None:
+    unit = tmp_path / "run" / "metrics.json"
+    unit.parent.mkdir()
+    unit.write_text('{"acc": 0.9,')
+    with pytest.raises(ValueError, match=r"run/metrics.json: not valid JSON"):
+        crawl(tmp_path, unit)
+
+
+def test_corrupt_yaml_raises_with_path(tmp_path: Path) -> None:
+    unit = tmp_path / "params.yaml"
+    unit.write_text("a: [1, 2\nb: {")
+    with pytest.raises(ValueError, match=r"params.yaml: not valid YAML"):
+        crawl(tmp_path, unit)
+
+
+def test_python_object_yaml_tags_are_read_as_data_never_constructed(tmp_path: Path) -> None:
+    unit = tmp_path / "hparams.yaml"
+    unit.write_text(
+        "optimizer: !!python/object:argparse.Namespace\n  lr: 0.01\n  momentum: 0.9\n"
+        "act: !!python/name:os.system ''\n"
+        "shape: !!python/tuple [3, 4]\n"
+    )
+    records, _ = crawl(tmp_path, unit)
+    params = {p.key: p.value for p in records if isinstance(p, Param)}
+    assert params == {"optimizer.lr": "0.01", "optimizer.momentum": "0.9", "act": "", "shape": "[3, 4]"}
+
+
+def test_non_mapping_documents_warn_and_keep_the_run(tmp_path: Path) -> None:
+    for name, text in (("params.yaml", "- 1\n- 2\n"), ("metrics.json", '"done"')):
+        unit = tmp_path / name
+        unit.write_text(text)
+        records, warnings = crawl(tmp_path, unit)
+        assert [type(r) for r in records] == [Run]
+        assert len(warnings) == 1 and "not a mapping" in warnings[0].message
+
+
+def test_oversized_file_is_refused(tmp_path: Path) -> None:
+    unit = tmp_path / "metrics.json"
+    unit.write_text('{"a": ' + "1" * 200 + "}")
+    with pytest.raises(ValueError, match="max_bytes=100"):
+        crawl(tmp_path, unit, max_bytes=100)
+
+
+def test_not_utf8_raises(tmp_path: Path) -> None:
+    unit = tmp_path / "config.yaml"
+    unit.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(ValueError, match="not UTF-8"):
+        crawl(tmp_path, unit)
+
+
+def test_recursive_yaml_alias_raises(tmp_path: Path) -> None:
+    unit = tmp_path / "params.yaml"
+    unit.write_text("a: &a\n  x: *a\n")
+    with pytest.raises(ValueError, match="params.yaml: document refers to itself"):
+        crawl(tmp_path, unit)
+
+
+def test_yaml_alias_bomb_is_bounded(tmp_path: Path) -> None:
+    levels = ["l0: &l0 {a: 1, b: 2}"]
+    for i in range(1, 8):  # 2 * 10**7 leaves once expanded
+        refs = ", ".join(f"k{j}: *l{i - 1}" for j in range(10))
+        levels.append(f"l{i}: &l{i} {{{refs}}}")
+    unit = tmp_path / "metrics.yaml"
+    unit.write_text("\n".join(levels) + "\n")
+    records, warnings = crawl(tmp_path, unit)
+    assert sum(isinstance(r, Metric) for r in records) == 100_000
+    assert any("more than 100000 values" in w.message for w in warnings)
+
+
+def test_long_or_circular_list_values_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    unit = tmp_path / "config.yaml"
+    unit.write_text("layers: [" + ", ".join(["'wide-layer-name'"] * 5000) + "]\nloop: &l [*l]\nlr: 0.1\n")
+    records, warnings = crawl(tmp_path, unit)
+    assert {p.key: p.value for p in records if isinstance(p, Param)} == {"lr": "0.1"}
+    assert [w.message.split(" is ")[0] for w in warnings] == ["value of 'layers'", "value of 'loop'"]
