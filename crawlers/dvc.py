@@ -64,7 +64,7 @@ class DvcCrawler:
 
     def match(self, path: Path, is_dir: bool) -> bool:
         """Claim ``*.dvc`` files; the ``.dvc/`` folder and dvc.yaml folders are not claimed here."""
-        return not is_dir and path.suffix == ".dvc" and path.name != ".dvc"
+        return not is_dir and path.suffix == ".dvc"
 
     def match_folder(self, path: Path, names: frozenset[str]) -> bool:
         """Claim a folder holding ``dvc.yaml``: a DVC project (or sub-project)."""

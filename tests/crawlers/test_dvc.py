@@ -11,6 +11,7 @@ from mlcrawl.crawlers._util import flatten, to_text
 from mlcrawl.crawlers.dvc import DvcCrawler
 
 from mlcrawl.records import Edge, Metric, Param, Run, Tag
+from mlcrawl.secrets import REDACTED, redact_record
 
 DECLARED = {"dvc_dep", "dvc_out", "dvc_params"}
 
@@ -272,3 +273,26 @@ def test_unresolvable_interpolation_warns_and_keeps_the_text(tmp_path):
     records, warnings = crawl_unit(DvcCrawler(), tmp_path, tmp_path)
     assert "nope.x" in warnings[0].message
     assert {t.value for t in by_type(records, Tag) if t.key == "cmd"} == {"run ${nope.x}"}
+
+
+def test_secret_params_and_command_line_secrets_are_redacted(tmp_path):
+    write(tmp_path, "dvc.yaml", "stages:\n  a:\n    cmd: python a.py --password hunter2\n")
+    write(
+        tmp_path,
+        "dvc.lock",
+        """\
+        schema: '2.0'
+        stages:
+          a:
+            cmd: python a.py --password hunter2
+            params:
+              params.yaml:
+                hub.api_token: abc123
+                lr: 0.1
+    """,
+    )
+    records, _ = crawl_unit(DvcCrawler(), tmp_path, tmp_path)
+    stored = [redact_record(r) for r in records]  # what the runner does to every record
+    assert "hunter2" not in repr(records) and "abc123" not in repr(stored)
+    params = {p.key: p.value for p in by_type(stored, Param)}
+    assert params == {"hub.api_token": REDACTED, "lr": "0.1"}

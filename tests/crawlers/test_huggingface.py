@@ -12,6 +12,7 @@ from mlcrawl.crawlers._util import to_text
 from mlcrawl.crawlers.huggingface import HuggingfaceCrawler
 
 from mlcrawl.records import Artifact, Edge, Metric, Param, Run, Tag
+from mlcrawl.secrets import REDACTED, redact_record
 
 CHECKPOINT = re.compile(r"checkpoint-\d+")
 
@@ -154,3 +155,16 @@ def test_checkpoint_named_folders_of_other_tools_yield_nothing(tmp_path):
     (tmp_path / "checkpoint-3" / "weights.npz").write_bytes(b"\0")
     records, warnings = crawl_unit(HuggingfaceCrawler(), tmp_path, tmp_path)
     assert (records, warnings) == ([], [])
+
+
+def test_secret_trial_params_are_redacted(tmp_path):
+    state = {
+        "global_step": 1,
+        "max_steps": 1,
+        "log_history": [],
+        "trial_params": {"hub_token": "hf_x", "lr": 0.1},
+    }
+    (tmp_path / "trainer_state.json").write_text(json.dumps(state))
+    records, _ = crawl_unit(HuggingfaceCrawler(), tmp_path, tmp_path)
+    params = {p.key: p.value for p in map(redact_record, by_type(records, Param))}
+    assert params["hub_token"] == REDACTED and params["lr"] == "0.1"
