@@ -6,6 +6,7 @@ the run or notebook ran), ``dir`` (a folder written as a whole, e.g. a tracking 
 
     declared_edges   tools' own metadata (DVC, MLflow, Sacred, Lightning, HF, papermill)  conf 1.0
     run_artifacts    files a run wrote or used, by role                                    conf 0.9
+    runs             a child run's parent (``parent_of``)                                  conf 1.0
     params           a run parameter whose value names an existing file                    conf 0.7
     references       notebook/script reads and writes found in code (inferred)             conf 0.8
     files            identical content at two paths: ``copy_of`` (earliest path first)     conf 0.9
@@ -106,8 +107,9 @@ def delete_scope(con: duckdb.DuckDBPyConnection, root: str, full: bool) -> int:
         where = "root = ?"
     else:
         where = """root = ? AND relation <> 'copy_of' AND (
-            (crawler, unit) IN (SELECT (crawler, unit) FROM lin_scope)
-            OR (crawler, unit) NOT IN (SELECT (crawler, unit) FROM units WHERE root = lineage.root AND deleted_at IS NULL))"""
+            EXISTS (SELECT 1 FROM lin_scope s WHERE s.crawler = lineage.crawler AND s.unit = lineage.unit)
+            OR NOT EXISTS (SELECT 1 FROM units u WHERE u.root = lineage.root AND u.crawler = lineage.crawler
+                           AND u.unit = lineage.unit AND u.deleted_at IS NULL))"""
     return con.execute(f"DELETE FROM lineage WHERE {where}", [root]).fetchall()[0][0]
 
 
@@ -167,6 +169,13 @@ def collect_edges(con: duckdb.DuckDBPyConnection, root: str) -> None:
                   OR (r.dir IS NOT NULL AND r.dir <> '.' AND f.path = r.dir || '/' || regexp_replace(p.value, '^\\./', '')))
         WHERE p.root = $root AND p.value_num IS NULL AND length(p.value) BETWEEN 3 AND 1024
               AND regexp_matches(p.value, '[/.][A-Za-z0-9_-]+$')),
+    parents AS (
+        SELECT 'run' AS src_type, r.parent_run_id AS src, NULL AS src_sha256, NULL::TIMESTAMPTZ AS src_at,
+               'run' AS dst_type, r.run_id AS dst, NULL AS dst_sha256, NULL::TIMESTAMPTZ AS dst_at,
+               'parent_of' AS relation, 'parent_run_id of ' || r.run_id AS evidence, 1.0 AS confidence,
+               r.crawler, r.unit, 1 AS priority
+        FROM runs r JOIN lin_scope s USING (crawler, unit)
+        WHERE r.root = $root AND r.parent_run_id IS NOT NULL),
     nb_run AS (SELECT n.path, r.start_time, r.end_time FROM notebooks n JOIN run_at r ON r.run_id = n.run_id
                WHERE n.root = $root),
     refs AS (
@@ -195,7 +204,7 @@ def collect_edges(con: duckdb.DuckDBPyConnection, root: str) -> None:
                source_path || ' ' || evidence AS evidence, confidence, crawler, unit, 4 AS priority
         FROM refs)
     SELECT * FROM declared UNION ALL SELECT * FROM artifacts UNION ALL SELECT * FROM param_files
-    UNION ALL SELECT * FROM ref_edges""", {"root": root})
+    UNION ALL SELECT * FROM parents     UNION ALL SELECT * FROM ref_edges""", {"root": root})
 
 
 def resolve_versions(con: duckdb.DuckDBPyConnection, root: str) -> None:
