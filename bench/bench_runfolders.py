@@ -33,11 +33,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
-
-from mlcrawl.crawler import CrawlContext
 from mlcrawl.crawlers.hydra import HydraCrawler
 from mlcrawl.crawlers.lightning import LightningCrawler
 from mlcrawl.crawlers.sacred import SacredCrawler
+
+from mlcrawl.crawler import CrawlContext
 
 FORMATS = ("lightning", "hydra", "sacred")
 CKPT_SIZE = 50 << 20  # sparse: checkpoints are listed, never read
@@ -214,7 +214,7 @@ def count_opens(opened: list[str]) -> Iterator[None]:
     """Record every file opened for reading through ``open`` / ``io.open`` (pathlib uses it)."""
     real_open = io.open
 
-    def counting_open(file, mode="r", *args, **kwargs):  # noqa: ANN001 - mirrors open()
+    def counting_open(file, mode="r", *args, **kwargs):
         if "r" in mode and not isinstance(file, int):
             opened.append(os.fspath(file))
         return real_open(file, mode, *args, **kwargs)

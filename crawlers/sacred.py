@@ -78,8 +78,8 @@ def read_run_json(path: Path, ctx: CrawlContext) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{ctx.relpath(path)}: Sacred run.json is not valid JSON "
                          f"(truncated or still being written?): {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{ctx.relpath(path)}: Sacred run.json holds a "
+    if not isinstance(data, dict):  # bad file content, not a caller's type error
+        raise ValueError(f"{ctx.relpath(path)}: Sacred run.json holds a "  # noqa: TRY004
                          f"{type(data).__name__}, not an object")
     return data
 

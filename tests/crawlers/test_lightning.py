@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from conftest import crawl_unit
+from mlcrawl.crawlers.lightning import LightningCrawler, checkpoint_facts
 
 from mlcrawl.crawler import CrawlContext
-from mlcrawl.crawlers.lightning import LightningCrawler, checkpoint_facts
 from mlcrawl.records import Artifact, Edge, Metric, Param, Run
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from conftest import crawl_unit
-
 from mlcrawl.crawlers.sacred import SacredCrawler
+
 from mlcrawl.records import Artifact, Edge, Metric, Param, Run, Tag
 
 STATUS = {"COMPLETED": "FINISHED", "FAILED": "FAILED", "INTERRUPTED": "KILLED",
@@ -136,8 +136,8 @@ def test_foreign_paths_map_into_a_moved_project(tmp_path: Path) -> None:
                        "sources": [["train.py", "_sources/train_0123456789abcdef0123456789abcdef.py"]],
                        "repositories": [{"url": "git@host:me/proj.git", "commit": "abc123",
                                          "dirty": True}]},
-        "resources": [["/srv/x/proj/data/in.csv", "/srv/x/proj/runs/_resources/in_"
-                       "fedcba9876543210fedcba9876543210.csv"],
+        "resources": [["/srv/x/proj/data/in.csv",
+                       "/srv/x/proj/runs/_resources/in_fedcba9876543210fedcba9876543210.csv"],
                       ["/elsewhere/gone.csv", "runs/_resources/gone_00000000000000000000000000000000.csv"]],
         "artifacts": ["model.bin"],
     })
