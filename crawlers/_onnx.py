@@ -19,10 +19,29 @@ from typing import Any, BinaryIO
 
 #: TensorProto.DataType
 ELEM_TYPES = {
-    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string",
-    9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 14: "complex64",
-    15: "complex128", 16: "bfloat16", 17: "float8e4m3fn", 18: "float8e4m3fnuz", 19: "float8e5m2",
-    20: "float8e5m2fnuz", 21: "uint4", 22: "int4", 23: "float4e2m1",
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    4: "uint16",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    8: "string",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    12: "uint32",
+    13: "uint64",
+    14: "complex64",
+    15: "complex128",
+    16: "bfloat16",
+    17: "float8e4m3fn",
+    18: "float8e4m3fnuz",
+    19: "float8e5m2",
+    20: "float8e5m2fnuz",
+    21: "uint4",
+    22: "int4",
+    23: "float4e2m1",
 }
 MAX_STRING = 1 << 16
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
@@ -111,7 +130,9 @@ def read_onnx(stream: BinaryIO, size: int) -> OnnxModel:
         if wire_type == VARINT and number in (1, 5):
             setattr(model, "ir_version" if number == 1 else "model_version", value)
         elif wire_type == LENGTH and number in (2, 3, 4):
-            setattr(model, {2: "producer_name", 3: "producer_version", 4: "domain"}[number], wire.string(value))
+            setattr(
+                model, {2: "producer_name", 3: "producer_version", 4: "domain"}[number], wire.string(value)
+            )
         elif wire_type == LENGTH and number == 7:
             model.has_graph = True
             read_graph(wire, *wire.span(value), model)

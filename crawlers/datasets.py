@@ -98,9 +98,7 @@ def read_parquet(path: Path, ctx: CrawlContext) -> DatasetSchema:
         "compression": parquet_codecs(meta),
         "metadata_keys": sorted(k.decode("utf-8", "replace") for k in (meta.metadata or {})),
     }
-    return DatasetSchema(
-        ctx.relpath(path), "parquet", ctx.sha256(path), meta.num_rows, columns, facts
-    )
+    return DatasetSchema(ctx.relpath(path), "parquet", ctx.sha256(path), meta.num_rows, columns, facts)
 
 
 def parquet_codecs(meta: pq.FileMetaData) -> list[str]:
@@ -232,8 +230,10 @@ def read_csv(path: Path, ctx: CrawlContext) -> DatasetSchema:
     body = rows[1:] if has_header else rows
     ragged = sum(1 for row in body if len(row) != len(header))
     if ragged:
-        ctx.warn(f"{ragged} of {len(body)} sampled rows have a field count other than the header's "
-                 f"{len(header)}", path)
+        ctx.warn(
+            f"{ragged} of {len(body)} sampled rows have a field count other than the header's {len(header)}",
+            path,
+        )
     if not counter.balanced:
         ctx.warn("quotes never balance; rows counted as plain lines", path)
     row_count = counter.records() - (1 if has_header else 0) if counted else None

@@ -156,7 +156,9 @@ def param_records(run_id: str, document: Any, path: Path, ctx: CrawlContext) -> 
     for key, value in bounded_leaves(document, path, ctx):
         text = bounded_text(value)
         if text is None and value is not None:
-            ctx.warn(f"value of {key!r} is longer than {MAX_VALUE_CHARS} characters or circular; skipped", path)
+            ctx.warn(
+                f"value of {key!r} is longer than {MAX_VALUE_CHARS} characters or circular; skipped", path
+            )
         else:
             yield Param(run_id, key, text, origin=path.name)
 
@@ -186,7 +188,9 @@ def leaf_records(run_id: str, key: str, leaf: Any, path: Path, ctx: CrawlContext
     else:
         text = bounded_text(leaf)
         if text is None and leaf is not None:
-            ctx.warn(f"value of {key!r} is longer than {MAX_VALUE_CHARS} characters or circular; skipped", path)
+            ctx.warn(
+                f"value of {key!r} is longer than {MAX_VALUE_CHARS} characters or circular; skipped", path
+            )
             return
         yield Tag(run_id, key, text)
 
@@ -244,4 +248,3 @@ def as_number(value: Any) -> float | None:
         return float(value)
     except OverflowError:
         return None
-

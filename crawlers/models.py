@@ -56,15 +56,27 @@ PICKLE_WARNING = (
 #: Names torch.load(weights_only=True) accepts from a zip checkpoint's data.pkl.
 _WEIGHTS_ONLY_PREFIXES = ("torch.", "collections.OrderedDict", "builtins.", "_codecs.encode")
 _TORCH_STORAGE_DTYPES = {
-    "FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16",
-    "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
-    "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8", "BoolStorage": "bool",
-    "ComplexFloatStorage": "complex64", "ComplexDoubleStorage": "complex128",
+    "FloatStorage": "float32",
+    "DoubleStorage": "float64",
+    "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
+    "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128",
 }
 #: Leading bytes of the compressors joblib can use, and a bounded decompressor for each.
 _COMPRESSIONS = (
-    (b"\x1f\x8b", "gzip"), (b"\x78", "zlib"), (b"BZh", "bz2"),
-    (b"\xfd7zXZ\x00", "xz"), (b"\x5d\x00\x00", "lzma"), (b"\x04\x22\x4d\x18", "lz4"),
+    (b"\x1f\x8b", "gzip"),
+    (b"\x78", "zlib"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x5d\x00\x00", "lzma"),
+    (b"\x04\x22\x4d\x18", "lz4"),
 )
 
 
@@ -207,8 +219,10 @@ def read_torch_zip(path: Path, ctx: CrawlContext) -> Model:
         root = archive_root(infos)
         pickle_info = next((i for i in infos if i.filename == f"{root}data.pkl"), None)
         scan = scan_pickle(read_member(archive, pickle_info, limit)) if pickle_info else PickleScan()
-        small = {name: read_small_text(archive, f"{root}{name}") for name in ("byteorder", "version",
-                                                                             ".format_version")}
+        small = {
+            name: read_small_text(archive, f"{root}{name}")
+            for name in ("byteorder", "version", ".format_version")
+        }
     storages = [i for i in infos if i.filename.startswith(f"{root}data/")]
     metadata = {
         **zip_listing(infos),
@@ -224,12 +238,25 @@ def read_torch_zip(path: Path, ctx: CrawlContext) -> Model:
     foreign = [name for name in scan.globals if not name.startswith(_WEIGHTS_ONLY_PREFIXES)]
     warning = (
         f"data.pkl names classes beyond torch's weights-only set ({', '.join(foreign[:5])}): "
-        "torch.load(weights_only=False) would import and run them" if foreign else None
+        "torch.load(weights_only=False) would import and run them"
+        if foreign
+        else None
     )
-    dtypes = sorted({_TORCH_STORAGE_DTYPES[n.rsplit(".", 1)[1]] for n in scan.globals
-                     if n.startswith("torch.") and n.rsplit(".", 1)[1] in _TORCH_STORAGE_DTYPES})
-    return Model(ctx.relpath(path), "pytorch", ctx.sha256(path), dtypes=dtypes or None,
-                 metadata=metadata, warning=warning)
+    dtypes = sorted(
+        {
+            _TORCH_STORAGE_DTYPES[n.rsplit(".", 1)[1]]
+            for n in scan.globals
+            if n.startswith("torch.") and n.rsplit(".", 1)[1] in _TORCH_STORAGE_DTYPES
+        }
+    )
+    return Model(
+        ctx.relpath(path),
+        "pytorch",
+        ctx.sha256(path),
+        dtypes=dtypes or None,
+        metadata=metadata,
+        warning=warning,
+    )
 
 
 def archive_root(infos: list[zipfile.ZipInfo]) -> str:
@@ -334,11 +361,12 @@ def read_pickle(path: Path, ctx: CrawlContext, fmt: str | None = None) -> Model:
         metadata.update(pickle_facts(scan_pickle(head)))
     elif compression != "lz4":
         metadata.update(pickle_facts(scan_pickle(decompress_prefix(head, compression, limit))))
-    if compression is None and not head[:1] == b"\x80":
+    if compression is None and head[:1] != b"\x80":
         ctx.warn("does not start with a pickle protocol marker; maybe not a pickle", path)
     suffix_format = {".joblib": "joblib"}.get(path.suffix.lower(), "pickle")
-    return Model(ctx.relpath(path), fmt or suffix_format, ctx.sha256(path), metadata=metadata,
-                 warning=PICKLE_WARNING)
+    return Model(
+        ctx.relpath(path), fmt or suffix_format, ctx.sha256(path), metadata=metadata, warning=PICKLE_WARNING
+    )
 
 
 def pickle_facts(scan: PickleScan) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from conftest import crawl_unit
-
 from mlcrawl.crawlers.datasets import DatasetsCrawler, RecordCounter
+
 from mlcrawl.records import DatasetSchema
 
 CRAWLER = DatasetsCrawler()
@@ -38,7 +38,9 @@ def test_parquet_schema_and_rows_match_a_full_pyarrow_read(corpus: Path, truth: 
         assert (schema.path, schema.format) == (rel, "parquet")
         assert schema.sha256 == truth["files"][rel]["sha256"]
         assert schema.row_count == table.num_rows
-        assert [(c["name"], c["type"]) for c in schema.columns] == [(f.name, str(f.type)) for f in table.schema]
+        assert [(c["name"], c["type"]) for c in schema.columns] == [
+            (f.name, str(f.type)) for f in table.schema
+        ]
 
 
 def test_csv_header_rows_and_types_match_the_csv_module(corpus: Path, truth: dict) -> None:
@@ -52,8 +54,13 @@ def test_csv_header_rows_and_types_match_the_csv_module(corpus: Path, truth: dic
         assert [c["name"] for c in schema.columns] == rows[0]
         for index, column in enumerate(schema.columns):
             values = [row[index] for row in rows[1:] if row[index]]
-            expected = "string" if not values else "int" if all(v.lstrip("-").isdigit() for v in values) else (
-                "float" if all(_is_float(v) for v in values) else "string")
+            expected = (
+                "string"
+                if not values
+                else "int"
+                if all(v.lstrip("-").isdigit() for v in values)
+                else ("float" if all(_is_float(v) for v in values) else "string")
+            )
             assert column["type"] == expected, (rel, column)
         assert schema.facts["delimiter"] == ","
 
@@ -75,7 +82,9 @@ def test_parquet_and_its_csv_twin_agree(corpus: Path) -> None:
 
 def test_quoted_newlines_tsv_sniffing_and_nulls(tmp_path: Path) -> None:
     unit = tmp_path / "notes.csv"
-    unit.write_text('id;text;flag;score\n1;"line one\nline two";true;0.5\n2;"say ""hi""";false;\n3;plain;TRUE;2\n')
+    unit.write_text(
+        'id;text;flag;score\n1;"line one\nline two";true;0.5\n2;"say ""hi""";false;\n3;plain;TRUE;2\n'
+    )
     schema, warnings = schema_of(tmp_path, unit)
     assert not warnings
     assert schema.row_count == 3
@@ -110,7 +119,7 @@ def test_record_counter_across_chunk_boundaries() -> None:
     for size in range(1, len(data) + 1):
         counter = RecordCounter(b"\n", b'"')
         for start in range(0, len(data), size):
-            counter.feed(data[start:start + size])
+            counter.feed(data[start : start + size])
         assert (counter.records(), counter.balanced) == (4, True), size
 
 
@@ -145,7 +154,7 @@ def test_ragged_rows_warn_and_are_counted(tmp_path: Path) -> None:
 
 def test_stray_quote_falls_back_to_line_count(tmp_path: Path) -> None:
     unit = tmp_path / "heights.csv"
-    unit.write_text('name,height\nann,5\'11"\nbob,6\'0\nCy,5\n')
+    unit.write_text("name,height\nann,5'11\"\nbob,6'0\nCy,5\n")
     schema, warnings = schema_of(tmp_path, unit)
     assert schema.row_count == 3 and schema.facts["row_count_method"] == "newlines"
     assert any("quotes never balance" in w.message for w in warnings)
@@ -175,8 +184,11 @@ def test_count_stops_at_max_count_bytes(tmp_path: Path) -> None:
 
 
 def test_jsonl_keys_types_and_rows(tmp_path: Path) -> None:
-    rows = [{"id": 1, "text": "a", "score": 0.5}, {"id": 2, "text": "b", "score": 1, "extra": [1]},
-            {"id": 3, "text": None, "score": 2.5}]
+    rows = [
+        {"id": 1, "text": "a", "score": 0.5},
+        {"id": 2, "text": "b", "score": 1, "extra": [1]},
+        {"id": 3, "text": None, "score": 2.5},
+    ]
     unit = tmp_path / "d.jsonl"
     unit.write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n")
     schema, warnings = schema_of(tmp_path, unit)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import crawl_unit
-
-from mlcrawl.crawler import CrawlContext
 from mlcrawl.crawlers._util import flatten
 from mlcrawl.crawlers.generic import GenericCrawler
+
+from mlcrawl.crawler import CrawlContext
 from mlcrawl.records import Metric, Param, Run, Tag
 
 CRAWLER = GenericCrawler()
@@ -112,8 +112,11 @@ def test_nested_metrics_histories_and_tags(tmp_path: Path) -> None:
     assert not warnings
     metrics = [(m.key, m.value, m.step) for m in records if isinstance(m, Metric)]
     assert metrics == [
-        ("test.acc", 0.9, None), ("test.f1", 1.0, None),
-        ("loss_curve", 3.0, 0), ("loss_curve", 2.5, 1), ("loss_curve", 2.0, 2),
+        ("test.acc", 0.9, None),
+        ("test.f1", 1.0, None),
+        ("loss_curve", 3.0, 0),
+        ("loss_curve", 2.5, 1),
+        ("loss_curve", 2.0, 2),
         ("big", float("inf"), None),
     ]
     tags = {t.key: t.value for t in records if isinstance(t, Tag)}

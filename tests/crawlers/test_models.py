@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from conftest import crawl_unit
-
 from mlcrawl.crawlers.models import PICKLE_WARNING, ModelsCrawler
+
 from mlcrawl.records import Model
 
 CRAWLER = ModelsCrawler()
@@ -37,7 +37,7 @@ def test_safetensors_match_their_header_parsed_here(corpus: Path, truth: dict) -
     for rel in corpus_files(truth, ".safetensors"):
         raw = (corpus / rel).read_bytes()
         (length,) = struct.unpack("<Q", raw[:8])
-        header = json.loads(raw[8:8 + length])
+        header = json.loads(raw[8 : 8 + length])
         meta = header.pop("__metadata__", None)
         model, warnings = model_of(corpus, corpus / rel)
         assert not warnings
@@ -104,9 +104,19 @@ def test_onnx_fixture_matches_what_the_onnx_package_reported() -> None:
     assert model.opset == expected["opset"][""]
     assert model.metadata["opset_imports"] == expected["opset"]
     assert (model.tensor_count, model.parameter_count, model.dtypes) == (
-        expected["tensor_count"], expected["parameter_count"], expected["dtypes"])
-    for key in ("ir_version", "producer_name", "producer_version", "model_version", "graph_name",
-                "node_count", "metadata_props"):
+        expected["tensor_count"],
+        expected["parameter_count"],
+        expected["dtypes"],
+    )
+    for key in (
+        "ir_version",
+        "producer_name",
+        "producer_version",
+        "model_version",
+        "graph_name",
+        "node_count",
+        "metadata_props",
+    ):
         assert model.metadata[key] == expected[key], key
 
 
@@ -131,8 +141,11 @@ def test_compressed_joblib_prefix_is_scanned_within_bounds(tmp_path: Path) -> No
 def test_legacy_torch_pickle_is_opaque_with_a_warning(tmp_path: Path) -> None:
     unit = tmp_path / "old.pth"
     # The legacy torch layout: magic number, protocol, sys_info, then the object, all pickles.
-    unit.write_bytes(b"".join(pickle.dumps(x, protocol=2) for x in (0x1950A86A20F9469CFC6C, 1001, {}))
-                     + pickle.dumps(OrderedDict(), protocol=2) + b"\x00raw storage bytes")
+    unit.write_bytes(
+        b"".join(pickle.dumps(x, protocol=2) for x in (0x1950A86A20F9469CFC6C, 1001, {}))
+        + pickle.dumps(OrderedDict(), protocol=2)
+        + b"\x00raw storage bytes"
+    )
     model, _ = model_of(tmp_path, unit)
     assert model.format == "pytorch-legacy" and model.warning == PICKLE_WARNING
     assert model.metadata["globals"] == ["collections.OrderedDict"]
@@ -201,8 +214,17 @@ def test_unknown_bin_is_skipped_but_unknown_pt_raises(tmp_path: Path) -> None:
 
 
 def test_match() -> None:
-    for name in ("m.safetensors", "m.onnx", "m.pt", "m.PTH", "e.ckpt", "training_args.bin", "m.pkl",
-                 "m.joblib", "m.skops"):
+    for name in (
+        "m.safetensors",
+        "m.onnx",
+        "m.pt",
+        "m.PTH",
+        "e.ckpt",
+        "training_args.bin",
+        "m.pkl",
+        "m.joblib",
+        "m.skops",
+    ):
         assert CRAWLER.match(Path(name), False), name
     assert not CRAWLER.match(Path("m.h5"), False)
     assert not CRAWLER.match(Path("m.onnx"), True)
