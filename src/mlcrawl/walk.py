@@ -261,6 +261,6 @@ class _Walker:
             yield from self._file(entry.path, rel, lambda: st)
 
 
-def walk(root: Path | str, rules: WalkRules | None = None, scandir: Callable = os.scandir) -> Iterator[WalkEvent]:
+def walk(root: Path | str, rules: WalkRules | None = None, scandir: Callable | None = None) -> Iterator[WalkEvent]:
     """Walk ``root`` and yield events in catalog path order.  ``scandir`` is injectable for tests."""
-    return _Walker(os.fspath(root), rules or WalkRules(), scandir).walk()
+    return _Walker(os.fspath(root), rules or WalkRules(), scandir or os.scandir).walk()

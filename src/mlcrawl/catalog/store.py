@@ -50,7 +50,7 @@ class Catalog:
         if read_only and not self.path.exists():
             raise CatalogError(f"no catalog at {self.path} (run 'mlcrawl crawl ROOT' first)")
         if not read_only:
-            self._check_writable()
+            self.check_writable()
         deadline = time.monotonic() + retry_seconds
         delay = 0.02
         while True:
@@ -78,7 +78,8 @@ class Catalog:
         config = {} if read_only or self.path.exists() else {"storage_compatibility_version": STORAGE_VERSION}
         return duckdb.connect(str(self.path), read_only=read_only, config=config)
 
-    def _check_writable(self) -> None:
+    def check_writable(self) -> None:
+        """Raise CatalogError unless the catalog can be created or written."""
         folder = self.path.parent
         if not folder.is_dir():
             raise CatalogError(f"catalog folder {folder} does not exist")
@@ -151,11 +152,13 @@ class CrawlLock:
     """
 
     def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
         self.path = catalog.path.with_name(catalog.path.name + ".lock")
         self._fd: int | None = None
 
     def acquire(self, wait_seconds: float = 0.0) -> None:
         """Take the lock, waiting up to ``wait_seconds``; raise CatalogLocked otherwise."""
+        self.catalog.check_writable()
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:

@@ -1,0 +1,128 @@
+"""The walk: ignores, .mlcrawlignore, symlink policy, odd names, unreadable folders."""
+
+from __future__ import annotations
+
+import os
+
+from helpers import crawl, make_tree, rows
+
+from mlcrawl.walk import DirEnter, FileEntry, SymlinkEntry, WalkProblem, WalkRules, walk
+
+
+def files_of(root, rules=None, **kw):
+    return [e.rel for e in walk(root, rules or WalkRules(**kw)) if isinstance(e, FileEntry)]
+
+
+def test_paths_come_in_catalog_order(tmp_path):
+    make_tree(tmp_path, {"a/x": "", "a.txt": "", "a-b/y": "", "b": "", "A": ""})
+    got = files_of(tmp_path)
+    assert got == sorted(got) == ["A", "a-b/y", "a.txt", "a/x", "b"]
+
+
+def test_default_ignores_and_environments(tmp_path):
+    make_tree(tmp_path, {
+        ".git/HEAD": "", "__pycache__/m.pyc": "", "nb/.ipynb_checkpoints/a.ipynb": "", "node_modules/x.js": "",
+        ".dvc/cache/ab/cdef": "", ".dvc/config": "", "myenv/pyvenv.cfg": "", "myenv/lib/x.py": "", "keep.py": "",
+    })
+    assert files_of(tmp_path) == [".dvc/config", "keep.py"]
+
+
+def test_mlcrawlignore_in_any_folder_and_config_globs(tmp_path):
+    make_tree(tmp_path, {
+        "a/.mlcrawlignore": "*.tmp\n!keep.tmp\nscratch/\n", "a/x.tmp": "", "a/keep.tmp": "", "a/scratch/y": "",
+        "a/b/z.tmp": "", "b/x.tmp": "", "b/data.csv": "", "b/big/huge.bin": "",
+    })
+    assert files_of(tmp_path, exclude=("big/",)) == ["a/.mlcrawlignore", "a/keep.tmp", "b/data.csv", "b/x.tmp"]
+    assert files_of(tmp_path, include=("*.csv",)) == ["b/data.csv"]
+
+
+def test_symlinks_recorded_not_followed(tmp_path):
+    root = make_tree(tmp_path / "root", {"real/f.txt": "x"})
+    outside = make_tree(tmp_path / "outside", {"secret.txt": "s"})
+    (root / "link_in").symlink_to("real")
+    (root / "link_out").symlink_to(outside)
+    (root / "broken").symlink_to("nowhere")
+    (root / "loop").symlink_to("loop")
+    events = list(walk(root))
+    links = {e.rel: e for e in events if isinstance(e, SymlinkEntry)}
+    assert links["link_in"].resolves_inside and not links["link_in"].broken
+    assert not links["link_out"].resolves_inside
+    assert links["broken"].broken and links["loop"].broken
+    problems = {e.rel: e.error_type for e in events if isinstance(e, WalkProblem)}
+    assert problems == {"broken": "broken_symlink", "loop": "symlink_loop"}
+    assert files_of(root) == ["real/f.txt"]
+
+
+def test_following_symlinks_never_loops_nor_leaves_the_root(tmp_path):
+    root = make_tree(tmp_path / "root", {"a/f.txt": "x"})
+    outside = make_tree(tmp_path / "outside", {"secret.txt": "s"})
+    (root / "a" / "up").symlink_to("..")
+    (root / "out").symlink_to(outside)
+    (root / "alias").symlink_to("a")
+    got = files_of(root, follow_symlinks=True)
+    assert got == ["a/f.txt", "alias/f.txt"]
+    problems = [e for e in walk(root, WalkRules(follow_symlinks=True)) if isinstance(e, WalkProblem)]
+    assert {p.error_type for p in problems} == {"symlink_loop"}
+
+
+def test_non_utf8_name_is_recorded_with_escapes(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    with open(os.path.join(os.fsencode(root), b"caf\xe9.csv"), "wb") as f:
+        f.write(b"a\n1\n")
+    db = tmp_path / "c.duckdb"
+    summary = crawl(root, db, crawlers=[])
+    assert summary.files_seen == 1
+    assert rows(db, "SELECT path, sha256 IS NOT NULL FROM files") == [("caf\\xe9.csv", True)]
+    assert rows(db, "SELECT error_type, severity FROM errors") == [("non_utf8_name", "warning")]
+
+
+def test_unlistable_folder_is_an_error_row_injected(tmp_path):
+    make_tree(tmp_path, {"ok/a.txt": "", "locked/b.txt": ""})
+
+    def scandir(path):
+        if path.endswith("locked"):
+            raise PermissionError(13, "Permission denied", path)
+        return os.scandir(path)
+
+    events = list(walk(tmp_path, scandir=scandir))
+    assert [e.rel for e in events if isinstance(e, FileEntry)] == ["ok/a.txt"]
+    assert [(e.rel, e.error_type) for e in events if isinstance(e, WalkProblem)] == [("locked", "PermissionError")]
+
+
+def test_dir_enter_lists_names(tmp_path):
+    make_tree(tmp_path, {"run/.hydra/config.yaml": "", "run/metrics.json": ""})
+    enters = {e.rel: e.names for e in walk(tmp_path) if isinstance(e, DirEnter)}
+    assert enters["run"] == frozenset({".hydra", "metrics.json"})
+
+
+def test_unreadable_file_and_folder_injected(tmp_path, monkeypatch):
+    """Root reads through chmod 000, so the permission failures are injected at the OS calls."""
+    import builtins
+
+    import mlcrawl.hashing as hashing
+
+    root = make_tree(tmp_path / "root", {"ok.txt": "fine", "secret.txt": "no", "closed/inner.txt": "no"})
+    real_scandir, real_open = os.scandir, builtins.open
+
+    def scandir(path):
+        if os.fspath(path).endswith("closed"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    def fake_open(path, *args, **kw):
+        if os.fspath(path).endswith("secret.txt"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kw)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(hashing, "open", fake_open, raising=False)
+    db = tmp_path / "c.duckdb"
+    summary = crawl(root, db, crawlers=[])
+    monkeypatch.undo()
+    assert summary.status == "partial" and summary.errors == 2
+    assert dict(rows(db, "SELECT path, error_type FROM errors")) == {"secret.txt": "PermissionError", "closed": "PermissionError"}
+    assert rows(db, "SELECT path, sha256 IS NULL FROM files ORDER BY path") == [("ok.txt", False), ("secret.txt", True)]
+    # the unreadable file is retried next time and succeeds once readable
+    assert crawl(root, db, crawlers=[]).files_new == 1
+    assert rows(db, "SELECT count(*) FROM files WHERE sha256 IS NULL")[0][0] == 0
