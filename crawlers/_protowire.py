@@ -41,15 +41,24 @@ def iter_fields(buf: bytes | memoryview) -> Iterator[tuple[int, int, int | memor
     view = memoryview(buf)
     pos, end = 0, len(view)
     while pos < end:
-        key, pos = read_varint(view, pos)
+        # One-byte varints (field keys, short lengths) are the common case: skip the call.
+        key = view[pos]
+        if key < 0x80:
+            pos += 1
+        else:
+            key, pos = read_varint(view, pos)
         number, wire = key >> 3, key & 7
-        if wire == VARINT:
+        if wire == BYTES:
+            size = view[pos] if pos < end else 0x80
+            if size < 0x80:
+                pos += 1
+            else:
+                size, pos = read_varint(view, pos)
+            value, pos = view[pos:pos + size], pos + size
+        elif wire == VARINT:
             value, pos = read_varint(view, pos)
         elif wire == FIXED64:
             value, pos = view[pos:pos + 8], pos + 8
-        elif wire == BYTES:
-            size, pos = read_varint(view, pos)
-            value, pos = view[pos:pos + size], pos + size
         elif wire == FIXED32:
             value, pos = view[pos:pos + 4], pos + 4
         else:

@@ -26,7 +26,7 @@ Fields read (everything else is skipped)::
 
 A small reader instead of the ``tensorboard`` package: no 180 MB dependency (numpy, grpcio,
 protobuf), no sampling, and only the few fields we need are decoded.  The length CRC is
-checked on every record; the data CRC (pure-Python crc32c, ~10 MB/s) only on the records we
+checked on every record; the data CRC (pure-Python crc32c, 4-8 MB/s here) only on the records we
 use, so large image/histogram records cost a slice, not a checksum.
 """
 
