@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from mlcrawl.crawler import CrawlContext
 from mlcrawl.records import Artifact, Metric, Param, Record, Run, Tag
+from mlcrawl.secrets import REDACTED, is_secret_key
 
 from ._foreign_paths import split_foreign
 from ._util import flatten, load_json, load_yaml, to_float, to_text
@@ -167,7 +168,7 @@ def make_job_run(unit: Path, ctx: CrawlContext, run_id: str, hydra: dict[str, An
         source="hydra",
         source_run_id=ctx.relpath(unit),
         experiment=job_name(hydra),
-        name=str(override_dirname) if override_dirname else unit.name,
+        name=redact_override(str(override_dirname)) if override_dirname else unit.name,
         parent_run_id=f"hydra:{ctx.relpath(sweep)}" if sweep else None,
         group=ctx.relpath(sweep) if sweep else None,
         dir=ctx.relpath(unit),
@@ -204,7 +205,16 @@ def config_params(run_id: str, config: dict[str, Any], overrides: list[str]) -> 
 def override_tags(run_id: str, overrides: list[str]) -> Iterator[Tag]:
     """Each override as given, in order: ``override.<i>`` = ``key=value``."""
     for index, override in enumerate(overrides):
-        yield Tag(run_id, f"override.{index}", override)
+        yield Tag(run_id, f"override.{index}", redact_override(override))
+
+
+def redact_override(text: str) -> str:
+    """Overrides (``k=v`` items, comma-joined in ``override_dirname``) with secret values hidden;
+    the key names the secret, so the record-level redaction of tag keys cannot see it."""
+    items = text.split(",")
+    return ",".join(f"{item.split('=', 1)[0]}={REDACTED}"
+                    if "=" in item and is_secret_key(override_key(item)) else item
+                    for item in items)
 
 
 def hydra_tags(run_id: str, hydra: dict[str, Any]) -> Iterator[Tag]:
@@ -212,7 +222,9 @@ def hydra_tags(run_id: str, hydra: dict[str, Any]) -> Iterator[Tag]:
     for keys in _HYDRA_TAGS:
         value = dig(hydra, keys)
         if value is not None and value != _MISSING:
-            yield Tag(run_id, "hydra." + ".".join(keys), to_text(value))
+            text = to_text(value) or ""
+            yield Tag(run_id, "hydra." + ".".join(keys),
+                      redact_override(text) if keys == ("job", "override_dirname") else text)
     for group, choice in as_dict(dig(hydra, ("runtime", "choices"))).items():
         yield Tag(run_id, f"hydra.runtime.choices.{group}", to_text(choice))
 

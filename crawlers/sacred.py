@@ -158,9 +158,10 @@ def make_tags(run_id: str, run_json: dict[str, Any], experiment: dict[str, Any])
             yield Tag(run_id, f"sacred.experiment.{key}", to_text(experiment[key]))
     yield from host_tags(run_id, as_dict(run_json.get("host")))
     yield from git_tags(run_id, experiment.get("repositories"))
-    for key in ("config_updates", "named_configs"):
-        if meta.get(key):
-            yield Tag(run_id, f"sacred.meta.{key}", to_text(meta[key]))
+    for key, value in flatten(as_dict(meta.get("config_updates")), "sacred.meta.config_updates"):
+        yield Tag(run_id, key, to_text(value))
+    if meta.get("named_configs"):
+        yield Tag(run_id, "sacred.meta.named_configs", to_text(meta["named_configs"]))
     for key, value in as_dict(meta.get("options")).items():
         if value not in (None, False, [], ""):
             yield Tag(run_id, f"sacred.meta.options.{key}", redact_text(to_text(value) or ""))

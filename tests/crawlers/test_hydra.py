@@ -12,6 +12,7 @@ from mlcrawl.crawlers.hydra import HydraCrawler
 
 from mlcrawl.crawler import CrawlContext
 from mlcrawl.records import Artifact, Metric, Param, Run, Tag
+from mlcrawl.secrets import REDACTED, redact_record
 
 
 def of_type(records: list, cls: type) -> list:
@@ -177,3 +178,20 @@ def test_sweep_found_through_enclosing_units(tmp_path: Path, corpus: Path, truth
     ctx.enclosing = (("hydra", sweep), ("lightning", sweep / "a"))
     (run,) = of_type(list(HydraCrawler().crawl(ctx.unit, ctx)), Run)
     assert (run.parent_run_id, run.group) == ("hydra:sweep", "sweep")
+
+
+def test_secret_config_keys_are_redacted(tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "config.yaml").write_text("db:\n  password: hunter2\n  host: h\n")
+    (folder / ".hydra" / "overrides.yaml").write_text("- db.password=hunter2\n- lr=1,2\n")
+    (folder / ".hydra" / "hydra.yaml").write_text(
+        "hydra:\n  job:\n    override_dirname: db.password=hunter2,lr=1,2\n")
+    records, _ = crawl_unit(HydraCrawler(), tmp_path, folder)
+    params = {p.key: p.value for p in map(redact_record, of_type(records, Param))}
+    assert params == {"db.password": REDACTED, "db.host": "h"}
+    tags = {t.key: t.value for t in map(redact_record, of_type(records, Tag))}
+    assert tags["override.0"] == f"db.password={REDACTED}"
+    assert tags["override.1"] == "lr=1,2"
+    assert tags["hydra.job.override_dirname"] == f"db.password={REDACTED},lr=1,2"
+    assert "hunter2" not in repr([redact_record(r) for r in records])

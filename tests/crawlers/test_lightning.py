@@ -12,6 +12,7 @@ from mlcrawl.crawlers.lightning import LightningCrawler, checkpoint_facts
 
 from mlcrawl.crawler import CrawlContext
 from mlcrawl.records import Artifact, Edge, Metric, Param, Run
+from mlcrawl.secrets import REDACTED, redact_record
 
 
 def lightning_truth(truth: dict) -> list[dict]:
@@ -197,3 +198,10 @@ def test_inside_a_hydra_job_the_job_is_the_parent(tmp_path: Path) -> None:
     ctx.enclosing = (("hydra", job),)
     (run,) = of_type(list(LightningCrawler().crawl(ctx.unit, ctx)), Run)
     assert run.parent_run_id == "hydra:outputs/2026-01-01/10-00-00"
+
+
+def test_secret_hparams_are_redacted(tmp_path: Path) -> None:
+    folder = make_version(tmp_path, hparams="lr: 0.1\nwandb_api_key: abc123\n")
+    records, _ = crawl_unit(LightningCrawler(), tmp_path, folder)
+    params = {p.key: p.value for p in map(redact_record, of_type(records, Param))}
+    assert params == {"lr": "0.1", "wandb_api_key": REDACTED}

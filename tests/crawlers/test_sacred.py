@@ -11,6 +11,7 @@ from conftest import crawl_unit
 from mlcrawl.crawlers.sacred import SacredCrawler
 
 from mlcrawl.records import Artifact, Edge, Metric, Param, Run, Tag
+from mlcrawl.secrets import REDACTED, redact_record
 
 STATUS = {"COMPLETED": "FINISHED", "FAILED": "FAILED", "INTERRUPTED": "KILLED",
           "RUNNING": "RUNNING", "QUEUED": "SCHEDULED"}
@@ -183,3 +184,17 @@ def test_damaged_side_files_keep_the_run(tmp_path: Path) -> None:
     assert points == [("loss", 0, 0.5), ("acc", 0, 0.1)]
     assert sorted(w.error_type for w in warnings) == [
         "bad_json", "bad_value", "ragged_series"]
+
+
+def test_secrets_are_redacted(tmp_path: Path) -> None:
+    run = make_observer(
+        tmp_path, {"status": "FAILED", "experiment": {"name": "e"},
+                   "host": {"ENV": {"AWS_SECRET_ACCESS_KEY": "s3cr3t"}},
+                   "meta": {"options": {"UPDATE": ["api_key=s3cr3t"]},
+                            "config_updates": {"api_key": "s3cr3t"}},
+                   "fail_trace": ["Traceback\n", "Error: login --password=s3cr3t failed\n"]},
+        config='{"api_key": "s3cr3t", "lr": 0.1}')
+    records, _ = crawl_unit(SacredCrawler(), tmp_path, run)
+    redacted = [redact_record(r) for r in records]
+    assert "s3cr3t" not in repr(redacted)
+    assert {p.key: p.value for p in of_type(redacted, Param)} == {"api_key": REDACTED, "lr": "0.1"}
