@@ -446,7 +446,7 @@ def end_time(start: datetime | None, facts: RunFacts) -> datetime | None:
 
 def config_params(facts: RunFacts, run_id: str) -> Iterator[Param]:
     """The config as dotted params (``_wandb`` internals dropped)."""
-    config = {k: v for k, v in facts.config.items() if k != "_wandb"}
+    config = {k: v for k, v in facts.config.items() if k != "_wandb" and not k.startswith("_wandb.")}
     for key, value in flatten(config):
         yield Param(run_id, key, to_text(value), origin="config")
 
@@ -454,7 +454,8 @@ def config_params(facts: RunFacts, run_id: str) -> Iterator[Param]:
 def summary_metrics(facts: RunFacts, run_id: str) -> Iterator[Record]:
     """Summary values the history does not already end with: numbers as step-less metrics,
     text as tags (media and table references are skipped)."""
-    for key, value in flatten({k: v for k, v in facts.summary.items() if not is_internal(k)}):
+    plain = {k: v for k, v in facts.summary.items() if not is_internal(k) and not is_media(v)}
+    for key, value in flatten(plain):
         if is_internal(key) or isinstance(value, bool):
             continue
         if isinstance(value, (int, float)):
@@ -462,6 +463,11 @@ def summary_metrics(facts: RunFacts, run_id: str) -> Iterator[Record]:
                 yield Metric(run_id, key, float(value))
         elif isinstance(value, str):
             yield Tag(run_id, f"wandb.summary.{key}", value)
+
+
+def is_media(value: Any) -> bool:
+    """A summary entry that points at logged media or a table (``{"_type": ...}``)."""
+    return isinstance(value, dict) and "_type" in value
 
 
 def run_tags(facts: RunFacts, run_id: str) -> Iterator[Tag]:

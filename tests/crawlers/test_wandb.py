@@ -213,7 +213,8 @@ def make_run_folder(tmp_path: Path, config: str) -> Path:
     (folder / "files" / "media").mkdir(parents=True)
     (folder / "files" / "config.yaml").write_text(config)
     (folder / "files" / "wandb-summary.json").write_text(json.dumps(
-        {"acc": 0.9, "best": {"loss": 0.1}, "label": "ok", "_runtime": 3, "_wandb": {"runtime": 3}}))
+        {"acc": 0.9, "best": {"loss": 0.1}, "label": "ok", "_runtime": 3, "_wandb": {"runtime": 3},
+         "plot": {"_type": "image-file", "path": "media/plot.png", "width": 64}}))
     (folder / "files" / "wandb-metadata.json").write_text(json.dumps({
         "program": "train.py", "args": ["--lr", "0.1", "--api-key", "hunter2"], "host": "gpu1",
         "python": "3.10.1", "email": "ada@example.org", "username": "ada",
