@@ -14,13 +14,17 @@ the run or notebook ran), ``dir`` (a folder written as a whole, e.g. a tracking 
 Every edge but ``copy_of`` belongs to the crawler unit whose records it came from (column
 ``unit``), so a crawl recomputes only the edges of the units it crawled; ``copy_of`` edges are
 recomputed for the contents of files that changed.  The catalog does the work in SQL.
+``walk`` reads the graph back for the CLI, the provenance report and the OpenLineage export.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
+
+from .errors import MlcrawlError
 
 # A copy is only evidence when the content is distinctive: not empty or tiny boilerplate,
 # and not the same bytes dropped in many places (licences, empty configs, placeholder files).
@@ -48,6 +52,10 @@ _CLOCK_SLACK = "INTERVAL 2 SECOND"
 
 _COLUMNS = ("src_type, src, src_sha256, dst_type, dst, dst_sha256, relation, evidence, confidence, "
             "crawler, crawl_id, root, unit")
+
+
+class UnknownNodeError(MlcrawlError):
+    """A path or run id the lineage graph does not know."""
 
 
 @dataclass(frozen=True)
@@ -278,3 +286,69 @@ def refresh_copies(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, ful
                'lineage', $2, $1, path
         FROM holders WHERE n BETWEEN 2 AND {COPY_MAX_PATHS} AND path <> original""",
                        [root, crawl_id]).fetchall()[0][0]
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One edge met while walking the graph, ``depth`` edges away from the start."""
+
+    depth: int
+    src_type: str
+    src: str
+    src_sha256: str | None
+    dst_type: str
+    dst: str
+    dst_sha256: str | None
+    relation: str
+    evidence: str
+    confidence: float
+    root: str
+
+    def far_end(self, direction: str) -> str:
+        """The node this hop reaches when walking ``direction`` (``up`` or ``down``)."""
+        return self.src if direction == "up" else self.dst
+
+
+def resolve_node(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    """The lineage node a user means by ``name``: a node name, or a path under a crawl root.
+
+    Raises UnknownNodeError when nothing in the graph has that name.
+    """
+    candidates = [name, name.rstrip("/")]
+    path = Path(name).expanduser().absolute().resolve()
+    for (root,) in con.execute("SELECT DISTINCT root FROM lineage").fetchall():
+        if path.is_relative_to(Path(root).resolve()):
+            candidates.append(path.relative_to(Path(root).resolve()).as_posix())
+    for candidate in candidates:
+        hit = con.execute("SELECT 1 FROM lineage WHERE src = $n OR dst = $n LIMIT 1", {"n": candidate}).fetchall()
+        if hit:
+            return candidate
+    raise UnknownNodeError(f"{name!r} is not in the lineage graph (no edge names it; crawl its folder, "
+                           "or check the path relative to the crawl root)")
+
+
+def walk(con: duckdb.DuckDBPyConnection, node: str, direction: str = "up", max_depth: int = 50) -> list[Hop]:
+    """Every edge reachable from ``node`` upstream (``up``) or downstream (``down``), breadth first.
+
+    Each node is expanded once, at its shortest depth, so shared inputs and cycles cost nothing.
+    """
+    near, far = ("dst", "src") if direction == "up" else ("src", "dst")
+    seen = {node}
+    frontier = [node]
+    hops: list[Hop] = []
+    depth = 0
+    while frontier and depth < max_depth:
+        depth += 1
+        rows = con.execute(f"""SELECT src_type, src, src_sha256, dst_type, dst, dst_sha256, relation, evidence,
+                                      confidence, root
+                               FROM lineage WHERE {near} IN (SELECT unnest($nodes))
+                               ORDER BY {near}, {far}, relation""", {"nodes": frontier}).fetchall()
+        frontier = []
+        for row in rows:
+            hop = Hop(depth, *row)
+            hops.append(hop)
+            reached = hop.far_end(direction)
+            if reached not in seen:
+                seen.add(reached)
+                frontier.append(reached)
+    return hops

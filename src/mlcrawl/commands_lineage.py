@@ -1,0 +1,173 @@
+"""Lineage commands: ``lineage``, ``stale``, ``provenance``, ``export-openlineage``.
+
+They read the catalog only.  ``COMMANDS`` lists them for ``cli.main.add_command``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .lineage import Hop, resolve_node, walk
+
+FORMATS = ("tree", "json", "dot", "mermaid")
+
+catalog_option = click.option("--catalog", type=click.Path(dir_okay=False), help="Catalog file (default: the config's, else ./mlcrawl.duckdb).")
+config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config (default: $MLCRAWL_CONFIG, else ./mlcrawl.toml if present).")
+
+
+def open_catalog(config_path: str | None, catalog: str | None):
+    """A read-only connection to the catalog the CLI options name."""
+    from .cli import _catalog, _load_config  # the CLI imports this module; resolve at call time
+
+    return _catalog(_load_config(config_path), catalog).connect(read_only=True)
+
+
+def render_tree(start: str, hops: list[Hop], direction: str) -> str:
+    """An indented tree: each node once, under the node it was first reached from."""
+    children: dict[str, list[Hop]] = {}
+    for hop in hops:
+        children.setdefault(hop.dst if direction == "up" else hop.src, []).append(hop)
+    lines = [start]
+    shown = {start}
+
+    def visit(node: str, prefix: str) -> None:
+        kids = children.get(node, [])
+        for i, hop in enumerate(kids):
+            last = i == len(kids) - 1
+            far = hop.far_end(direction)
+            sha = hop.src_sha256 if direction == "up" else hop.dst_sha256
+            version = f" @{sha[:10]}" if sha else ""
+            again = " (see above)" if far in shown else ""
+            lines.append(f"{prefix}{'└── ' if last else '├── '}{hop.relation}: {far}{version}"
+                         f"  [{hop.confidence:.2f}] {hop.evidence}{again}")
+            if not again:
+                shown.add(far)
+                visit(far, prefix + ("    " if last else "│   "))
+
+    visit(start, "")
+    return "\n".join(lines)
+
+
+def render_json(start: str, hops: list[Hop], direction: str) -> str:
+    """The walk as one JSON document."""
+    return json.dumps({"node": start, "direction": direction,
+                       "edges": [hop.__dict__ for hop in hops]}, indent=2)
+
+
+def _nodes(hops: list[Hop]) -> dict[str, str]:
+    nodes: dict[str, str] = {}
+    for hop in hops:
+        nodes.setdefault(hop.src, hop.src_type)
+        nodes.setdefault(hop.dst, hop.dst_type)
+    return nodes
+
+
+_DOT_SHAPES = {"file": "note", "dir": "folder", "run": "box", "stage": "box"}
+
+
+def render_dot(start: str, hops: list[Hop], direction: str) -> str:
+    """Graphviz DOT, edges pointing the way data flowed."""
+    ids = {name: f"n{i}" for i, name in enumerate(_nodes(hops) or {start: "file"})}
+    out = ["digraph lineage {", "  rankdir=LR;"]
+    for name, node_id in ids.items():
+        kind = _nodes(hops).get(name, "file")
+        bold = ", penwidth=2" if name == start else ""
+        out.append(f"  {node_id} [label={json.dumps(name)}, shape={_DOT_SHAPES.get(kind, 'ellipse')}{bold}];")
+    for hop in hops:
+        out.append(f"  {ids[hop.src]} -> {ids[hop.dst]} [label={json.dumps(hop.relation)}];")
+    out.append("}")
+    return "\n".join(out)
+
+
+def render_mermaid(start: str, hops: list[Hop], direction: str) -> str:
+    """A Mermaid flowchart, edges pointing the way data flowed."""
+    nodes = _nodes(hops) or {start: "file"}
+    ids = {name: f"n{i}" for i, name in enumerate(nodes)}
+    out = ["flowchart LR"]
+    for name, node_id in ids.items():
+        label = name.replace('"', "'")
+        out.append(f'  {node_id}["{label}"]' if nodes[name] in ("file", "dir") else f'  {node_id}(["{label}"])')
+    for hop in hops:
+        out.append(f"  {ids[hop.src]} -->|{hop.relation}| {ids[hop.dst]}")
+    return "\n".join(out)
+
+
+RENDERERS = {"tree": render_tree, "json": render_json, "dot": render_dot, "mermaid": render_mermaid}
+
+
+@click.command("lineage")
+@click.argument("path")
+@click.option("--up", "direction", flag_value="up", default=True, help="What PATH was made from (default).")
+@click.option("--down", "direction", flag_value="down", help="What depends on PATH.")
+@click.option("--depth", type=click.IntRange(min=1), default=50, show_default=True, help="Stop this many edges away.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="tree", show_default=True)
+@config_option
+@catalog_option
+def lineage_command(path, direction, depth, fmt, config_path, catalog) -> None:
+    """Trace PATH (a file path or run id) upstream or downstream through the lineage graph."""
+    with open_catalog(config_path, catalog) as con:
+        node = resolve_node(con, path)
+        hops = walk(con, node, direction, depth)
+    click.echo(RENDERERS[fmt](node, hops, direction))
+
+
+@click.command("stale")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per stale output.")
+@config_option
+@catalog_option
+def stale_command(as_json, config_path, catalog) -> None:
+    """Outputs made from an input or code version that is no longer the current content."""
+    with open_catalog(config_path, catalog) as con:
+        rows = con.execute("""SELECT root, output, maker, changed_input, used_sha256, current_sha256, input_deleted
+                              FROM stale ORDER BY root, output, changed_input""").fetchall()
+    keys = ("root", "output", "maker", "changed_input", "used_sha256", "current_sha256", "input_deleted")
+    for row in rows:
+        item = dict(zip(keys, row))
+        if as_json:
+            click.echo(json.dumps(item))
+        else:
+            now = "deleted" if item["input_deleted"] else f"now {(item['current_sha256'] or '?')[:10]}"
+            click.echo(f"{item['output']}: {item['changed_input']} was {(item['used_sha256'] or '?')[:10]}, "
+                       f"{now} (via {item['maker']})")
+    if not rows and not as_json:
+        click.echo("nothing stale")
+
+
+@click.command("provenance")
+@click.argument("path")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), help="Write a self-contained HTML report here.")
+@click.option("--markdown", "markdown_file", type=click.Path(dir_okay=False), help="Write the Markdown report here.")
+@config_option
+@catalog_option
+def provenance_command(path, html_file, markdown_file, config_path, catalog) -> None:
+    """A one-page report for an artifact: run, params, metrics, code, input versions, environment."""
+    from .provenance import build_provenance, render_html, render_markdown
+
+    with open_catalog(config_path, catalog) as con:
+        report = build_provenance(con, resolve_node(con, path))
+    markdown = render_markdown(report)
+    if markdown_file:
+        Path(markdown_file).write_text(markdown, encoding="utf-8")
+    if html_file:
+        Path(html_file).write_text(render_html(report), encoding="utf-8")
+    if not (html_file or markdown_file):
+        click.echo(markdown)
+
+
+@click.command("export-openlineage")
+@click.argument("file", type=click.Path(dir_okay=False))
+@config_option
+@catalog_option
+def export_openlineage_command(file, config_path, catalog) -> None:
+    """Write one OpenLineage RunEvent per run to FILE (JSON lines)."""
+    from .openlineage import write_openlineage
+
+    with open_catalog(config_path, catalog) as con:
+        count = write_openlineage(con, Path(file))
+    click.echo(f"{count} run events -> {file}")
+
+
+COMMANDS = (lineage_command, stale_command, provenance_command, export_openlineage_command)
