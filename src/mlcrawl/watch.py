@@ -157,6 +157,8 @@ class Debouncer:
 @dataclass
 class _Folder:
     mtime_ns: int
+    slot: int
+    last_change: int
     files: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     subdirs: set[str] = field(default_factory=set)
 
@@ -165,14 +167,21 @@ class FolderScanner:
     """Finds changes under one root without events, keeping only stat facts in memory.
 
     A folder's mtime changes when entries are added, removed or renamed, so a folder whose
-    mtime is unchanged is not listed again; only its known files are stat'ed (a file written in
-    place changes no folder).  Steady-state cost: one stat per folder and per file, no
-    directory listings.  ``stat`` and ``scandir`` are injectable so tests need no real timing.
+    mtime is unchanged is not listed again.  A file written in place changes no folder, so
+    files need their own stat: those of "hot" folders (a change seen in the last ``hot_scans``
+    scans, e.g. a live run appending metrics) every scan, those of cold folders once every
+    ``sweep_every`` scans, staggered.  Steady-state cost per scan: one stat per folder plus
+    the files of hot folders plus 1/``sweep_every`` of the rest; no directory listings.
+    ``stat`` and ``scandir`` are injectable so tests need no real filesystem or timing.
     """
 
     def __init__(self, root: str, rules: WalkRules | None = None, stat: Callable[[str], Any] = os.stat,
-                 scandir: Callable[[str], Any] = os.scandir, ignore: Callable[[str], bool] = lambda p: False) -> None:
+                 scandir: Callable[[str], Any] = os.scandir, ignore: Callable[[str], bool] = lambda p: False,
+                 sweep_every: int = 10, hot_scans: int = 10) -> None:
         self.root = root
+        self.sweep_every = sweep_every
+        self.hot_scans = hot_scans
+        self.scan_no = 0
         self.rules = rules or WalkRules()
         self.stat = stat
         self.scandir = scandir
@@ -184,6 +193,7 @@ class FolderScanner:
     def scan(self) -> set[str]:
         """Paths (absolute) created, changed or removed since the last scan; the first scan is a baseline."""
         self.listed = self.stats = 0
+        self.scan_no += 1
         changed: set[str] = set()
         baseline = not self.folders
         self._scan_folder("", changed)
@@ -203,12 +213,13 @@ class FolderScanner:
             folder = self._list_folder(rel, path, st.st_mtime_ns, known, changed)
         else:
             folder = known
-            self._stat_files(rel, folder, changed)
+            if self._due(folder):
+                self._stat_files(rel, folder, changed)
         for name in sorted(folder.subdirs):
             self._scan_folder(f"{rel}/{name}" if rel else name, changed)
 
     def _list_folder(self, rel: str, path: str, mtime_ns: int, known: _Folder | None, changed: set[str]) -> _Folder:
-        folder = _Folder(mtime_ns)
+        folder = _Folder(mtime_ns, slot=len(self.folders) % self.sweep_every, last_change=self.scan_no)
         self.listed += 1
         try:
             entries = list(self.scandir(path))
@@ -245,6 +256,10 @@ class FolderScanner:
         for name in new.subdirs - old.subdirs:
             changed.add(self._abs(f"{rel}/{name}" if rel else name))
 
+    def _due(self, folder: _Folder) -> bool:
+        hot = self.scan_no - folder.last_change <= self.hot_scans
+        return hot or self.scan_no % self.sweep_every == folder.slot
+
     def _stat_files(self, rel: str, folder: _Folder, changed: set[str]) -> None:
         base = self._abs(rel)
         for name, facts in folder.files.items():
@@ -257,6 +272,7 @@ class FolderScanner:
                 now = None
             if now != facts:
                 changed.add(path)
+                folder.last_change = self.scan_no
                 if now is not None:
                     folder.files[name] = now
         # A file that vanished is seen as an mtime change of its folder on the next scan.
@@ -469,6 +485,7 @@ class Watcher:
         if root in self.missing:
             return
         self.missing.add(root)
+        self.debouncer.add(root, self.clock())  # so a batch records it as an error row
         source = self.sources.pop(root, None)
         if isinstance(source, _InotifySource):
             source.stop()
