@@ -155,6 +155,7 @@ class RecordCounter:
     def __init__(self, terminator: bytes, quote: bytes | None) -> None:
         self.terminator = terminator
         self.quote = quote
+        self.others = bytes(b for b in range(256) if bytes([b]) not in (terminator, quote))
         self.in_quotes = False
         self.quoted_count = 0
         self.raw_count = 0
@@ -167,12 +168,18 @@ class RecordCounter:
             return
         self.bytes_seen += len(chunk)
         self.last_byte = chunk[-1:]
-        self.raw_count += chunk.count(self.terminator)
         if self.quote is None:
+            self.raw_count += chunk.count(self.terminator)
             return
-        parts = chunk.split(self.quote)
-        outside = parts[1::2] if self.in_quotes else parts[0::2]
-        self.quoted_count += sum(part.count(self.terminator) for part in outside)
+        # Keep only quotes and terminators, then drop adjacent quote pairs (a field without a
+        # line break, or an escaped quote): both steps run in C and keep every terminator's
+        # quote parity, leaving a tiny string to split.  Splitting the raw chunk was 5x slower.
+        skeleton = chunk.translate(None, self.others).replace(self.quote * 2, b"")
+        parts = skeleton.split(self.quote)
+        inside = parts[0::2] if self.in_quotes else parts[1::2]
+        terminators = skeleton.count(self.terminator)
+        self.raw_count += terminators
+        self.quoted_count += terminators - b"".join(inside).count(self.terminator)
         if len(parts) % 2 == 0:
             self.in_quotes = not self.in_quotes
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import io
 import json
+import random
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -121,6 +123,23 @@ def test_record_counter_across_chunk_boundaries() -> None:
         for start in range(0, len(data), size):
             counter.feed(data[start : start + size])
         assert (counter.records(), counter.balanced) == (4, True), size
+
+
+def test_record_counter_agrees_with_csv_writer_on_random_tables() -> None:
+    rnd = random.Random(7)
+    alphabet = ["a", "b", ",", '"', "\n", "\r\n", " ", '""']
+    for _ in range(200):
+        rows = [["".join(rnd.choices(alphabet, k=rnd.randint(0, 6))) for _ in range(3)] for _ in range(30)]
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(rows)
+        data = buffer.getvalue().encode()
+        counter = RecordCounter(b"\n", b'"')
+        position = 0
+        while position < len(data):
+            step = rnd.randint(1, 64)
+            counter.feed(data[position : position + step])
+            position += step
+        assert counter.balanced and counter.records() == len(rows)
 
 
 def test_header_only_and_headerless_csv(tmp_path: Path) -> None:
