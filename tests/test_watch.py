@@ -374,6 +374,10 @@ def test_disappearing_root_is_reported_and_waited_for(tree: Path, tmp_path: Path
     proc = _start_watch(tree, catalog, "--poll", "--interval", "0.3")
     moved = tmp_path / "elsewhere"
     try:
+        # An unmounted share often leaves an empty mount point: the mass-delete guard holds.
+        os.rename(tree / "run1", tmp_path / "run1")
+        _wait_for(catalog, "SELECT error_type FROM errors", lambda rows: {"error_type": "mass_delete_guard"} in rows)
+        os.rename(tmp_path / "run1", tree / "run1")
         os.rename(tree, moved)
         _wait_for(catalog, "SELECT error_type FROM errors", lambda rows: {"error_type": "missing_root"} in rows)
         os.rename(moved, tree)

@@ -32,6 +32,7 @@ from typing import Any
 from . import __version__
 from .catalog import Catalog
 from .config import Job, WatchSettings
+from .errors import CatalogLocked
 from .crawler import Crawler
 from .runner import CrawlSummary, Runner
 from .walk import WalkRules
@@ -431,7 +432,15 @@ class Watcher:
             if root not in self.missing and not os.path.isdir(root):
                 self._lost(root, report)
         runner = Runner(self.catalog, self.job, self.crawlers, self.crawler_options, kind="watch-batch")
-        summary = runner.run()
+        try:
+            summary = runner.run()
+        except CatalogLocked as exc:
+            # A reader that keeps the catalog open (a duckdb CLI session) must not end the watch.
+            self.log("warning", f"{why} crawl postponed: {exc}")
+            now = self.clock()
+            for path in paths or {self.roots[0]}:
+                self.debouncer.add(path, now)
+            return
         report.batches += 1
         for key in _SUMMED:
             report.totals[key] += getattr(summary, key)
