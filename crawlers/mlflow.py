@@ -44,6 +44,7 @@ from ._mlflow_common import (
     build_experiment,
     build_run,
     iso_ms,
+    load_meta_yaml,
     dataset_records,
     logged_model_records,
     map_into_root,
@@ -51,11 +52,10 @@ from ._mlflow_common import (
     model_output_record,
     normalise_model_status,
     read_mlmodel,
-    walk_files,
     yield_artifacts,
     yield_params_tags,
 )
-from ._util import load_yaml, to_text
+from ._util import to_text
 
 META = "meta.yaml"
 TRASH = ".trash"
@@ -159,7 +159,7 @@ def read_experiment_meta(exp_dir: Path, ctx: CrawlContext) -> dict:
     """The experiment's meta.yaml, or {} with a warning (the run is still worth reading)."""
     path = exp_dir / META
     try:
-        data = load_yaml(ctx.read_bytes(path))
+        data = load_meta_yaml(ctx.read_bytes(path))
     except FileNotFoundError:
         ctx.warn("experiment folder has no meta.yaml; experiment name unknown", exp_dir)
         return {}
@@ -220,55 +220,46 @@ def read_run_metrics(run_id: str, metrics_dir: Path, ctx: CrawlContext) -> Itera
     if not metrics_dir.is_dir():
         return
     key_id = mlflow_run_id(run_id)
-    for path in walk_files(metrics_dir):
-        key = path.relative_to(metrics_dir).as_posix()
-        for ts, value, step, _extra in parse_metric_file(path, RUN_METRIC_FIELDS, ctx):
-            yield Metric(key_id, key, value, step, ms_to_datetime(ts))
+    # log_metrics() stamps every key of a step with one timestamp: build each datetime once.
+    moments: dict[int, datetime | None] = {}
+    for key, path in iter_key_files(metrics_dir):
+        for ts, value, step in parse_metric_file(path, RUN_METRIC_FIELDS, ctx):
+            moment = moments.get(ts)
+            if moment is None:
+                moment = moments[ts] = ms_to_datetime(ts)
+            yield Metric(key_id, key, value, step, moment)
 
 
-def parse_metric_file(path: Path, allowed: frozenset[int], ctx: CrawlContext) -> Iterator[tuple]:
-    """``(timestamp_ms, value, step, extra_fields)`` per line; bad lines skipped with one warning.
+def parse_metric_file(path: Path, allowed: frozenset[int], ctx: CrawlContext) -> list[tuple[int, float, int]]:
+    """``(timestamp_ms, value, step)`` per line; bad lines skipped with one warning.
 
     A last line without its newline and with fewer fields than the line before is a write cut
     short (the run was killed mid-write): it is dropped, not read as a legacy 2-field point.
+    MLflow reads step 0 for 2-field lines (and, by a bug, for 5-field ones); the step the file
+    holds is kept here.  Extra fields (dataset name and digest, a model metric's run id) are
+    not kept.
     """
     lines = ctx.read_bytes(path).split(b"\n")
-    truncated = lines[-1]
-    lines = lines[:-1]  # complete lines end with "\n"; the remainder is b"" or a cut line
-    if truncated.strip():
-        previous = len(lines[-1].split()) if lines else None
-        if previous is not None and len(truncated.split()) < previous:
-            ctx.warn(f"metric file ends in a truncated line {truncated[:80]!r}; dropped", path)
+    cut = lines.pop()  # complete lines end with "\n"; the remainder is b"" or a cut line
+    if cut.strip():
+        if lines and len(cut.split()) < len(lines[-1].split()):
+            ctx.warn(f"metric file ends in a truncated line {cut[:80]!r}; dropped", path)
         else:
-            lines.append(truncated)
-    bad: list[int] = []
+            lines.append(cut)
+    points, bad = [], []
     for number, line in enumerate(lines, 1):
-        point = parse_metric_line(line, allowed)
-        if point is None:
-            if line.strip():
-                bad.append(number)
-            continue
-        yield point
+        parts = line.split()
+        if len(parts) in allowed:
+            try:
+                points.append((int(parts[0]), float(parts[1]), int(parts[2]) if len(parts) > 2 else 0))
+                continue
+            except ValueError:
+                pass
+        if parts:
+            bad.append(number)
     if bad:
         ctx.warn(f"{len(bad)} malformed metric line(s) skipped (first: line {bad[0]})", path)
-
-
-def parse_metric_line(line: bytes, allowed: frozenset[int]) -> tuple | None:
-    """One ``timestamp value [step [...]]`` line, or None when it is not one.
-
-    MLflow reads step 0 for 2-field lines (and, by a bug, for 5-field ones); the step the file
-    holds is kept here.
-    """
-    parts = line.split()
-    if len(parts) not in allowed:
-        return None
-    try:
-        ts = int(parts[0])
-        value = float(parts[1])
-        step = int(parts[2]) if len(parts) > 2 else 0
-    except ValueError:
-        return None
-    return ts, value, step, [p.decode("utf-8", "replace") for p in parts[3:]]
+    return points
 
 
 def ms_to_datetime(ms: int) -> datetime | None:
@@ -323,11 +314,11 @@ def latest_model_metrics(metrics_dir: Path, ctx: CrawlContext) -> dict[str, floa
     latest: dict[str, Any] = {}
     if not metrics_dir.is_dir():
         return latest
-    for path in walk_files(metrics_dir):
-        points = list(parse_metric_file(path, MODEL_METRIC_FIELDS, ctx))
+    for key, path in iter_key_files(metrics_dir):
+        points = parse_metric_file(path, MODEL_METRIC_FIELDS, ctx)
         if points:
             value = max(points, key=lambda p: (p[2], p[0], p[1]))[1]
-            latest[path.relative_to(metrics_dir).as_posix()] = value if math.isfinite(value) else str(value)
+            latest[key] = value if math.isfinite(value) else str(value)
     return latest
 
 
@@ -349,7 +340,7 @@ def read_meta(folder: Path, ctx: CrawlContext) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"MLflow folder {ctx.relpath(folder)} has no meta.yaml")
     try:
-        data = load_yaml(ctx.read_bytes(path))
+        data = load_meta_yaml(ctx.read_bytes(path))
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ValueError(f"{ctx.relpath(path)} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -360,7 +351,7 @@ def read_meta(folder: Path, ctx: CrawlContext) -> dict:
 def read_yaml_mapping(path: Path, ctx: CrawlContext) -> dict | None:
     """A small YAML mapping, or None with a warning when it is missing or broken."""
     try:
-        data = load_yaml(ctx.read_bytes(path))
+        data = load_meta_yaml(ctx.read_bytes(path))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         ctx.warn(f"cannot read {path.name}: {exc}", path)
         return None
@@ -370,13 +361,22 @@ def read_yaml_mapping(path: Path, ctx: CrawlContext) -> dict | None:
     return data
 
 
+def iter_key_files(folder: Path, prefix: str = "") -> Iterator[tuple[str, Path]]:
+    """``(key, file)`` under a params/, tags/ or metrics/ folder; sub-folders give ``a/b`` keys."""
+    with os.scandir(folder) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.is_dir(follow_symlinks=False):
+                yield from iter_key_files(Path(entry.path), f"{prefix}{entry.name}/")
+            else:
+                yield f"{prefix}{entry.name}", Path(entry.path)
+
+
 def read_key_files(folder: Path, ctx: CrawlContext) -> dict[str, str]:
     """``{key: file contents}`` for a params/ or tags/ folder; nested folders give ``a/b`` keys."""
     values: dict[str, str] = {}
     if not folder.is_dir():
         return values
-    for path in walk_files(folder):
-        key = path.relative_to(folder).as_posix()
+    for key, path in iter_key_files(folder):
         try:
             values[key] = ctx.read_text(path)
         except UnicodeDecodeError:
