@@ -4,14 +4,17 @@
                     -> tensor/parameter counts, dtypes, ``__metadata__`` (as ``metadata``)
     *.onnx          protobuf ModelProto -> inputs, outputs, opset, initializer counts
     *.pt *.pth *.ckpt *.bin   zip archive  <root>/data.pkl, data/<n>, byteorder, version
-                    -> entry listing + classes named in data.pkl (opcode scan, no unpickling)
+                    -> entry listing; tensors (count, elements, dtypes) and the classes
+                    data.pkl names, from replaying its opcodes on placeholders (no unpickling)
                     a non-zip torch file is a legacy pickle: opaque, with a warning
     *.pkl *.pickle *.joblib   pickle (joblib: maybe compressed) -> opaque, with a warning,
                     plus the protocol and the classes the opcodes would import
     *.skops         zip archive  schema.json, <id>.npy -> listing + classes in schema.json
 
-A ``.bin`` that is neither a zip nor a pickle is not a model format this crawler knows, and
-yields nothing.  ``metadata`` holds the format's own facts (see each reader).
+``parameter_count`` is the number of elements of every tensor in the file: a model's
+parameters (and buffers) for weights files, more for a training checkpoint that also holds
+optimizer state.  A ``.bin`` that is neither a zip nor a pickle is not a model format this
+crawler knows, and yields nothing.  ``metadata`` holds the format's own facts.
 """
 
 from __future__ import annotations
@@ -55,20 +58,6 @@ PICKLE_WARNING = (
 )
 #: Names torch.load(weights_only=True) accepts from a zip checkpoint's data.pkl.
 _WEIGHTS_ONLY_PREFIXES = ("torch.", "collections.OrderedDict", "builtins.", "_codecs.encode")
-_TORCH_STORAGE_DTYPES = {
-    "FloatStorage": "float32",
-    "DoubleStorage": "float64",
-    "HalfStorage": "float16",
-    "BFloat16Storage": "bfloat16",
-    "LongStorage": "int64",
-    "IntStorage": "int32",
-    "ShortStorage": "int16",
-    "CharStorage": "int8",
-    "ByteStorage": "uint8",
-    "BoolStorage": "bool",
-    "ComplexFloatStorage": "complex64",
-    "ComplexDoubleStorage": "complex128",
-}
 #: Leading bytes of the compressors joblib can use, and a bounded decompressor for each.
 _COMPRESSIONS = (
     (b"\x1f\x8b", "gzip"),
@@ -213,7 +202,7 @@ def read_torch(path: Path, ctx: CrawlContext) -> Iterator[Model]:
 
 
 def read_torch_zip(path: Path, ctx: CrawlContext) -> Model:
-    """Entries of a torch zip checkpoint and the classes its data.pkl names."""
+    """Entries of a torch zip checkpoint, its tensors and the classes its data.pkl names."""
     limit = int(ctx.options.get("scan_bytes", DEFAULT_SCAN_BYTES))
     with open_zip(path, ctx) as (archive, infos):
         root = archive_root(infos)
@@ -242,18 +231,15 @@ def read_torch_zip(path: Path, ctx: CrawlContext) -> Model:
         if foreign
         else None
     )
-    dtypes = sorted(
-        {
-            _TORCH_STORAGE_DTYPES[n.rsplit(".", 1)[1]]
-            for n in scan.globals
-            if n.startswith("torch.") and n.rsplit(".", 1)[1] in _TORCH_STORAGE_DTYPES
-        }
-    )
+    # Counts from a data.pkl cut at scan_bytes would be partial: better none than wrong.
+    tensors = scan.tensors if scan.complete else None
     return Model(
         ctx.relpath(path),
         "pytorch",
         ctx.sha256(path),
-        dtypes=dtypes or None,
+        tensor_count=len(tensors) if tensors is not None else None,
+        parameter_count=sum(count for _, count in tensors) if tensors is not None else None,
+        dtypes=sorted({dtype for dtype, _ in tensors or () if dtype}) or None,
         metadata=metadata,
         warning=warning,
     )

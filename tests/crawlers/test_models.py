@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import crawl_unit
+from mlcrawl.crawlers._pickle_scan import scan_pickle
 from mlcrawl.crawlers.models import PICKLE_WARNING, ModelsCrawler
 
 from mlcrawl.records import Model
@@ -64,6 +65,12 @@ def test_torch_zips_are_listed_like_zipfile_sees_them(corpus: Path, truth: dict)
         assert meta["has_data_pkl"] and meta["byteorder"] == byteorder
         assert meta["storages"] == sum(1 for i in infos if i.filename.startswith(f"{root}data/"))
         assert meta["pickle_scan_complete"]
+        assert model.tensor_count == meta["storages"]  # torch.save: one storage per tensor here
+        # Every tensor owns its whole storage, so its elements fill the data/<n> entries exactly.
+        itemsize = {"float32": 4, "float64": 8, "int64": 8, "uint8": 1, None: 0}
+        dtype = model.dtypes[0] if model.dtypes else None
+        assert model.dtypes in (None, [dtype])
+        assert model.parameter_count * itemsize[dtype] == meta["storage_bytes"]
 
 
 def test_classes_named_in_pickles_without_unpickling(corpus: Path, truth: dict) -> None:
@@ -118,6 +125,31 @@ def test_onnx_fixture_matches_what_the_onnx_package_reported() -> None:
         "metadata_props",
     ):
         assert model.metadata[key] == expected[key], key
+
+
+def _unicode(text: str) -> bytes:
+    return b"X" + struct.pack("<I", len(text)) + text.encode()
+
+
+def test_tensor_shapes_and_dtypes_from_hand_written_torch_opcodes() -> None:
+    # The opcodes torch.save writes for {"w": half tensor (2, 3), "b": same storage class via memo}.
+    def tensor(rebuild: bytes, storage_class: bytes, key: str, shape: tuple[int, ...]) -> bytes:
+        pid = b"(" + _unicode("storage") + storage_class + _unicode(key) + _unicode("cpu") + b"K\x06t"
+        dims = b"(" + b"".join(b"K" + bytes([d]) for d in shape) + b"t"
+        return rebuild + b"(" + pid + b"QK\x00" + dims + dims + b"\x89}tR"
+
+    data = (
+        b"\x80\x02ccollections\nOrderedDict\n)R("
+        + _unicode("w")
+        + tensor(b"ctorch._utils\n_rebuild_tensor_v2\nq\x01", b"ctorch\nHalfStorage\nq\x02", "0", (2, 3))
+        + _unicode("b")
+        + tensor(b"h\x01", b"h\x02", "1", ())
+        + b"u."
+    )
+    scan = scan_pickle(data)
+    assert scan.complete and scan.stopped_at is None
+    assert scan.tensors == [("float16", 6), ("float16", 1)] and scan.storages == 2
+    assert scan.globals == ["collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch.HalfStorage"]
 
 
 def test_plain_pickle_protocol_and_globals(tmp_path: Path) -> None:
