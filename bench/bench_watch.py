@@ -1,6 +1,6 @@
 """Benchmark of ``mlcrawl watch``: close-to-queryable latency and idle polling CPU.
 
-    python bench/bench_watch.py latency [--files 200] [--settle 1]
+    python bench/bench_watch.py latency [--files 200] [--settle 2] [--batch-seconds 5]
     python bench/bench_watch.py idle [--files 100000] [--interval 30] [--intervals 3]
 
 latency: a watcher subprocess (inotify, then --poll --interval 2) on a fresh tree; a writer
@@ -84,13 +84,13 @@ def _start_watch(root: Path, catalog: Path, *extra: str) -> subprocess.Popen:
     raise RuntimeError("watcher ended before its catch-up crawl")
 
 
-def bench_latency(files: int, settle: float) -> None:
+def bench_latency(files: int, settle: float, batch_seconds: float) -> None:
     for mode, extra in (("inotify", []), ("poll 2s", ["--poll", "--interval", "2"])):
         with tempfile.TemporaryDirectory() as tmp:
             root, catalog = Path(tmp) / "tree", Path(tmp) / "c.duckdb"
             (root / "seed").mkdir(parents=True)
             (root / "seed" / "a.txt").write_text("seed")
-            proc = _start_watch(root, catalog, "--settle", str(settle), *extra)
+            proc = _start_watch(root, catalog, "--settle", str(settle), "--batch-seconds", str(batch_seconds), *extra)
             reader = subprocess.Popen([sys.executable, "-c", READER, str(catalog), str(files), f"{tmp}/seen.json", str(files * 0.1 + 60)])
             subprocess.run([sys.executable, "-c", WRITER, str(root), str(files), f"{tmp}/closed.json"], check=True)
             reader.wait()
@@ -101,7 +101,7 @@ def bench_latency(files: int, settle: float) -> None:
             lat = [result["seen"][p] - t for p, t in closed.items() if p in result["seen"]]
             opens = result["opens"]
             print(f"{mode:>8}: {len(lat)}/{files} files seen; latency p50 {_pct(lat, .5):.2f}s p95 {_pct(lat, .95):.2f}s "
-                  f"max {max(lat):.2f}s (settle {settle}s); reader opens {len(opens)}, open time p50 "
+                  f"max {max(lat):.2f}s (settle {settle:g}s, batch_seconds {batch_seconds:g}s); reader opens {len(opens)}, open time p50 "
                   f"{_pct(opens, .5) * 1000:.0f}ms max {max(opens) * 1000:.0f}ms, failures {result['failures']}; exit {code}")
 
 
@@ -134,11 +134,13 @@ def bench_idle(files: int, interval: float, intervals: int) -> None:
         t0 = time.perf_counter()
         scanner.scan()
         baseline = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        scanner.scan()
-        steady = time.perf_counter() - t0
-        print(f"FolderScanner: baseline {baseline:.2f}s, steady-state scan {steady:.2f}s "
-              f"({scanner.listed} folders listed, {scanner.stats} stats)")
+        t0, stats = time.perf_counter(), 0
+        for _ in range(scanner.sweep_every):
+            scanner.scan()
+            stats += scanner.stats
+        steady = (time.perf_counter() - t0) / scanner.sweep_every
+        print(f"FolderScanner: baseline {baseline:.2f}s, steady-state scan {steady:.3f}s on average over a "
+              f"full sweep of {scanner.sweep_every} scans ({stats / scanner.sweep_every:.0f} stats per scan, 0 listings)")
         store, job = Catalog.at(catalog), Job(name="bench", roots=(str(root),))
         crawlers = select(discover(), (), ())
         t0 = time.perf_counter()
@@ -162,12 +164,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["latency", "idle"])
     parser.add_argument("--files", type=int)
-    parser.add_argument("--settle", type=float, default=1.0)
+    parser.add_argument("--settle", type=float, default=2.0)
+    parser.add_argument("--batch-seconds", type=float, default=5.0)
     parser.add_argument("--interval", type=float, default=30.0)
     parser.add_argument("--intervals", type=int, default=3)
     args = parser.parse_args()
     if args.what == "latency":
-        bench_latency(args.files or 200, args.settle)
+        bench_latency(args.files or 200, args.settle, args.batch_seconds)
     else:
         bench_idle(args.files or 100_000, args.interval, args.intervals)
 
