@@ -9,7 +9,8 @@
     └── metrics/<any>.json|.yaml        -> Metric / Tag, like metrics.json
 
 A list of numbers is a history: one Metric per item, ``step`` = its index.  A top-level list of
-objects is a history too (``step``/``global_step``/``epoch`` taken from each object when present).
+objects is a history too: ``step`` from each object's ``step``/``global_step`` (else its index),
+``epoch`` from its ``epoch``.  Every file of a folder yields the same Run row (one per unit).
 
 Files other crawlers own are left alone: by name, anything under ``.hydra/`` (hydra), a
 ``version_*/hparams.yaml`` (lightning) and a W&B run's ``files/config.yaml`` (wandb); at crawl
