@@ -23,6 +23,7 @@ import io
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -226,39 +227,48 @@ def count_opens(opened: list[str]) -> Iterator[None]:
         io.open = builtins.open = real_open
 
 
-def crawl_units(root: Path, units: list[tuple[object, Path]], opened: list[str] | None) -> tuple[float, Counter]:
-    """Crawl every unit; returns seconds and records per crawler."""
-    records: Counter = Counter()
-    start = time.perf_counter()
+Timing = tuple[float, float]  # (wall seconds, CPU seconds)
+
+
+def crawl_units(root: Path, units: list[tuple[object, Path]]) -> Timing:
+    """Crawl every unit, consuming its records."""
+    wall, cpu = time.perf_counter(), time.process_time()
     for crawler, unit in units:
         ctx = CrawlContext.for_root(root, unit)
-        records[crawler.name] += sum(1 for _ in crawler.crawl(ctx.unit, ctx))
-    elapsed = time.perf_counter() - start
-    return elapsed, records
+        for _ in crawler.crawl(ctx.unit, ctx):
+            pass
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def best_of(repeat: int, run: Callable[[], float]) -> float:
-    return min(run() for _ in range(repeat))
+def best_of(repeat: int, run: Callable[[], Timing]) -> Timing:
+    """Best wall and best CPU time of ``repeat`` runs (shared machines are noisy)."""
+    timings = [run() for _ in range(repeat)]
+    return min(t[0] for t in timings), min(t[1] for t in timings)
 
 
-def time_cat(files: list[str]) -> float:
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_cat(files: list[str]) -> Timing:
     """``cat`` of ``files`` to /dev/null through xargs (few processes, the I/O floor)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lst", delete=False) as f:
         f.write("\0".join(files))
     try:
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), children_cpu()
         subprocess.run(["xargs", "-0", "-a", f.name, "cat"], stdout=subprocess.DEVNULL, check=True)
-        return time.perf_counter() - start
+        return time.perf_counter() - wall, children_cpu() - cpu
     finally:
         os.unlink(f.name)
 
 
-def time_python_read(files: list[str]) -> float:
-    start = time.perf_counter()
+def time_python_read(files: list[str]) -> Timing:
+    wall, cpu = time.perf_counter(), time.process_time()
     for name in files:
         with open(name, "rb") as f:
             f.read()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> None:
@@ -278,26 +288,28 @@ def main() -> None:
         units = find_units(root)
         opened: list[str] = []
         with count_opens(opened):
-            crawl_units(root, units, opened)  # also warms the page cache
+            crawl_units(root, units)  # also warms the page cache
         reads = Counter(opened)
         files = sorted(reads)
         report_reads(root, units, reads, per_format)
 
-        per_crawler = {}
-        for name in FORMATS:
-            subset = [(c, u) for c, u in units if c.name == name]
-            per_crawler[name] = best_of(args.repeat, lambda s=subset: crawl_units(root, s, None)[0])
-        crawl_s = sum(per_crawler.values())
-        cat_s = best_of(args.repeat, lambda: time_cat(files))
-        py_s = best_of(args.repeat, lambda: time_python_read(files))
+        per_crawler = {name: best_of(args.repeat, lambda n=name: crawl_units(
+            root, [(c, u) for c, u in units if c.name == n])) for name in FORMATS}
+        crawl = tuple(sum(t[i] for t in per_crawler.values()) for i in (0, 1))
+        cat = best_of(args.repeat, lambda: time_cat(files))
+        py = best_of(args.repeat, lambda: time_python_read(files))
         size = sum(os.path.getsize(f) for f in files)
-        print(f"\nfiles read: {len(files)} ({size / 1e6:.1f} MB)")
-        print(f"cat (xargs) of the same files: {cat_s:.3f}s   python open+read: {py_s:.3f}s")
-        for name, seconds in per_crawler.items():
+        print(f"\nfiles read: {len(files)} ({size / 1e6:.1f} MB); times are wall / CPU, best of "
+              f"{args.repeat}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print(f"cat (xargs) of the same files: {cat[0]:.3f}s / {cat[1]:.3f}s   "
+              f"python open+read: {py[0]:.3f}s / {py[1]:.3f}s")
+        for name, (wall, cpu) in per_crawler.items():
             n = per_format[name]
-            print(f"  {name:10s} {seconds:7.3f}s  {1e3 * seconds / n:6.2f} ms/run folder")
-        print(f"crawl total: {crawl_s:.3f}s  ratio crawl/cat = {crawl_s / cat_s:.1f}x  "
-              f"crawl/python-read = {crawl_s / py_s:.1f}x")
+            print(f"  {name:10s} {wall:7.3f}s / {cpu:7.3f}s   "
+                  f"{1e3 * wall / n:6.2f} / {1e3 * cpu / n:6.2f} ms per run folder")
+        print(f"crawl total: {crawl[0]:.3f}s / {crawl[1]:.3f}s   ratio crawl/cat = "
+              f"{crawl[0] / cat[0]:.1f}x wall, {crawl[1] / cat[1]:.1f}x CPU   crawl/python-read = "
+              f"{crawl[0] / py[0]:.1f}x wall")
     finally:
         if not args.keep and args.dir is None:
             shutil.rmtree(root)
