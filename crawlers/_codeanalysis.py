@@ -17,6 +17,7 @@ The results are plain dataclasses; the crawlers turn them into records.
 from __future__ import annotations
 
 import ast
+import bisect
 import itertools
 import posixpath
 import re
@@ -32,6 +33,17 @@ MAGIC_PLACEHOLDER = "__ipython_magic__"
 # Cell magics whose body is still Python: mask the first line, analyse the rest.
 _PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "pypy", "python", "python3"})
 _ASSIGNED_ESCAPE = re.compile(r"^(?P<target>[A-Za-z_][\w.,\s\[\]]*?)\s*=\s*[!%]")
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+_IMPORT = re.compile(r"\bimport\b")
+# An assignment, a for loop or a with-as, line by line: its targets and the rest of the line.
+_ASSIGNED = re.compile(
+    r"^\s*(?:for\s+(?P<loop>[^:]+?)\s+in\b|with\b.*?\bas\s+(?P<with>[\w\s,()]+)"
+    r"|(?P<lhs>[^=#'\"]+?)\s*(?://|\*\*|>>|<<|[-+*/%&|^@])?=(?!=))(?P<rhs>.*)",
+    re.MULTILINE,
+)
+# A right-hand side that could fold to a constant path: literals, names, path building.
+_CONSTANT_LIKE = re.compile(r"['\"\d/+%]|Path|path|join|format|^\s*[A-Za-z_][\w.]*\s*:?\s*$")
+_MAYBE_IPYTHON = re.compile(r"^\s*[%!?]|\?\s*$|=\s*[!%]", re.MULTILINE)
 _HELP = re.compile(r"^(?:\?{1,2}[\w.]+|[\w.\[\]()]+\?{1,2})$")
 _URI_SCHEME = re.compile(r"^[A-Za-z][\w+.-]*:")
 
@@ -129,6 +141,12 @@ _METHODS: dict[str, _Io] = {
 _PATH_METHODS = {"read_text": "read", "read_bytes": "read", "write_text": "write", "write_bytes": "write"}
 _OPEN_FUNCTIONS = frozenset({"open", "io.open", "codecs.open", "h5py.File", "gzip.open", "bz2.open",
                              "lzma.open", "zipfile.ZipFile", "tarfile.open"})
+#: Names a call must end with to be worth walking (a cheap text filter before the AST walk).
+_CALL_NAMES = frozenset(
+    {name.rsplit(".", 1)[-1] for name in [*_FUNCTIONS, *_OPEN_FUNCTIONS]}
+    | set(_METHODS) | set(_PATH_METHODS) | {"CSVLogger", "TensorBoardLogger"}
+)
+_CALLED = re.compile(r"([A-Za-z_]\w*)\s*\(")
 
 
 def open_direction(mode: Any) -> str:
@@ -379,6 +397,63 @@ class CodeAnalyzer:
         self._seen_imports: set[str] = set()
         self._seen_refs: set[FileRef] = set()
         self._cell: int | None = None
+        self._lines: list[str] = []
+        self._line_offset = 0  # lines before the current cell in a joined parse
+        self._call_names = set(_CALL_NAMES)  # grows with aliases: ``from joblib import dump as jd``
+
+    def add_cells(self, cells: list[tuple[int, str]], parse_all: bool = False) -> None:
+        """Analyse notebook cells in order, parsed as one module when they allow it.
+
+        Unless ``parse_all``, cells that can affect no import or reference are not parsed at
+        all (see ``_relevant``); their syntax errors then go unreported.
+
+        ``ast.parse`` has a high fixed cost per call, so the cells are joined (IPython syntax
+        masked first) with a ``pass`` line between them, which stops a cell's open bracket or
+        trailing backslash from swallowing the next one.  If the joined text does not parse,
+        each cell is parsed on its own and the broken ones are reported.
+        """
+        texts, starts, magic_refs, masked_lines, line = [], [], [], 0, 1
+        cells = self._relevant(cells) if not parse_all else cells
+        for cell, source in cells:
+            if _MAYBE_IPYTHON.search(source):
+                masked = mask_ipython(source)
+                source, masked_lines = masked.text, masked_lines + masked.masked_lines
+                magic_refs += [(cell, ref) for ref in masked.magic_refs]
+            starts.append(line)
+            texts.append(source)
+            line += source.count("\n") + 2
+        joined = "\npass\n".join(texts)
+        try:
+            tree = ast.parse(joined)
+        except (SyntaxError, ValueError):
+            for cell, source in cells:
+                self.add_source(source, cell)
+            return
+        self.facts.masked_lines += masked_lines
+        for cell, (raw, direction, ref_line) in magic_refs:
+            self._add_ref(raw, direction, "%magic", cell, ref_line)
+        self._lines = joined.split("\n")
+        for stmt in tree.body:
+            index = bisect.bisect_right(starts, stmt.lineno) - 1
+            if stmt.lineno >= starts[index] + texts[index].count("\n") + 1:
+                continue  # a separator
+            self._cell, self._line_offset = cells[index][0], starts[index] - 1
+            self._visit_stmt(stmt, self._env)
+        self._line_offset = 0
+
+    def _relevant(self, cells: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        """The cells worth parsing: imports, I/O-named calls, magics, and the cells assigning
+        names that a later kept cell uses (walked backwards, so chains of constants stay)."""
+        needed: set[str] = set()
+        kept = []
+        for cell, source in reversed(cells):
+            if (_IMPORT.search(source) or _MAYBE_IPYTHON.search(source)
+                    or any(n in self._call_names or n.startswith(("read_", "scan_"))
+                           for n in _CALLED.findall(source))
+                    or (needed and not needed.isdisjoint(_assigned_names(source)))):
+                kept.append((cell, source))
+                needed.update(_IDENTIFIER.findall(source))
+        return kept[::-1]
 
     def add_source(self, source: str, cell: int | None = None) -> None:
         """Analyse one source (a code cell or a whole script); a syntax error is reported."""
@@ -387,7 +462,8 @@ class CodeAnalyzer:
             return
         for raw, direction, line in masked.magic_refs if masked else ():
             self._add_ref(raw, direction, "%magic", cell, line)
-        self._cell = cell
+        self._cell, self._line_offset = cell, 0
+        self._lines = (masked.text if masked else source).split("\n")
         self._visit_block(tree.body, self._env)
 
     def _parse(self, source: str, cell: int | None) -> tuple[ast.Module | None, MaskedSource | None]:
@@ -421,12 +497,15 @@ class CodeAnalyzer:
                 self._scan_calls(decorator, folder)
             self._visit_block(stmt.body, _scope_without_params(stmt, env))
             return
-        for name, value in ast.iter_fields(stmt):
-            if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
-                continue
-            for node in value if isinstance(value, list) else [value]:
-                if isinstance(node, ast.AST):
-                    self._scan_calls(node, folder)
+        if not hasattr(stmt, "body") and not hasattr(stmt, "cases"):
+            self._scan_calls(stmt, folder)
+        else:  # a compound statement: its header now, its blocks statement by statement
+            for name, value in ast.iter_fields(stmt):
+                if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
+                    continue
+                for node in value if isinstance(value, list) else [value]:
+                    if isinstance(node, ast.AST):
+                        self._scan_calls(node, folder)
         _bind(stmt, folder, env)
         for name in ("body", "orelse", "finalbody"):
             self._visit_block(getattr(stmt, name, []) or [], env)
@@ -451,6 +530,8 @@ class CodeAnalyzer:
         for alias in stmt.names:
             if alias.name != "*":
                 self._aliases[alias.asname or alias.name] = f"{stmt.module}.{alias.name}"
+                if alias.asname and alias.name in self._call_names:
+                    self._call_names.add(alias.asname)
 
     def _add_import(self, module: str) -> None:
         if module not in self._seen_imports:
@@ -458,10 +539,20 @@ class CodeAnalyzer:
             self.facts.imports.append(module)
 
     def _scan_calls(self, node: ast.AST, folder: _Folder) -> None:
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.Call):
-                for raw, io, call, relative in self._match_call(sub, folder):
-                    self._add_ref(raw, io, call, self._cell, sub.lineno, relative)
+        if not self._may_call_io(node):
+            return
+        for sub in _calls_in(node):
+            for raw, io, call, relative in self._match_call(sub, folder):
+                self._add_ref(raw, io, call, self._cell, sub.lineno - self._line_offset, relative)
+
+    def _may_call_io(self, node: ast.AST) -> bool:
+        """Whether the node's text calls anything named like an I/O call (walking is costly)."""
+        start, end = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
+        if start is None or end is None:
+            return True
+        text = self._lines[start - 1] if start == end else "\n".join(self._lines[start - 1:end])
+        return any(name in self._call_names or name.startswith(("read_", "scan_"))
+                   for name in _CALLED.findall(text))
 
     def _match_call(self, call: ast.Call, folder: _Folder) -> Iterator[tuple[str, str, str, bool]]:
         name = folder.qualname(call.func)
@@ -514,6 +605,21 @@ def _path_receiver_refs(call: ast.Call, func: ast.Attribute,
     return [(str(r), direction, f"pathlib.Path.{func.attr}", False) for r in receivers]
 
 
+def _calls_in(node: ast.AST) -> Iterator[ast.Call]:
+    """Every call inside ``node``, outermost first (a leaner ``ast.walk``)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ast.Call):
+            yield current
+        for name in current._fields:
+            value = getattr(current, name, None)
+            if isinstance(value, ast.AST):
+                stack.append(value)
+            elif isinstance(value, list):
+                stack.extend(v for v in reversed(value) if isinstance(v, ast.AST))
+
+
 def _argument(call: ast.Call, io: _Io) -> ast.expr | None:
     """The argument node at ``io``'s position or keyword."""
     for keyword in call.keywords:
@@ -564,6 +670,16 @@ def _logger_dir(call: ast.Call, name: str, folder: _Folder) -> Iterator[tuple[st
     for directory, leaf in _product([dirs, subs]) if dirs and subs else ():
         if isinstance(directory, str) and isinstance(leaf, str):
             yield posixpath.join(directory, leaf), "write", name, False
+
+
+def _assigned_names(source: str) -> set[str]:
+    """Names a source may bind to a constant (a superset: every identifier on the left of an
+    assignment whose right side has literals, names or path building in it)."""
+    names: set[str] = set()
+    for match in _ASSIGNED.finditer(source):
+        if match["with"] or _CONSTANT_LIKE.search(match["rhs"]):
+            names.update(_IDENTIFIER.findall(match["loop"] or match["with"] or match["lhs"] or ""))
+    return names
 
 
 def _scope_without_params(stmt: ast.stmt, env: dict[str, tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
@@ -636,11 +752,10 @@ def _target_names(target: ast.AST | None) -> list[str]:
     return [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
 
 
-def analyze_sources(sources: Iterable[tuple[int | None, str]]) -> CodeFacts:
+def analyze_sources(sources: Iterable[tuple[int, str]]) -> CodeFacts:
     """Analyse ``(cell, source)`` pairs in order; constants flow from one source to the next."""
     analyzer = CodeAnalyzer()
-    for cell, source in sources:
-        analyzer.add_source(source, cell)
+    analyzer.add_cells(list(sources))
     return analyzer.facts
 
 

@@ -160,7 +160,16 @@ def _convert(nb: dict, rel: str) -> dict:
 
 
 def _validate(nb: dict, version: tuple[int, int], unit: Path, ctx: CrawlContext) -> None:
-    """Warn with nbformat's first schema error, if any (the schema of the file's v4 minor)."""
+    """Warn when the notebook breaks the nbformat v4 schema; the facts are read all the same.
+
+    nbformat's JSON-schema validator costs several times the JSON parse, so a cheap check of
+    the structure the schema demands runs first; the validator runs (and words the warning)
+    only when that check finds something, or always with the crawler option
+    ``validate = "full"``.
+    """
+    problem = _structure_problem(nb, version[1] if version[0] == 4 else nbformat.v4.nbformat_minor)
+    if problem is None and ctx.options.get("validate") != "full":
+        return
     minor = version[1] if version[0] == 4 else nbformat.v4.nbformat_minor
     try:
         schema = validator.get_validator(version=4, version_minor=minor) or validator.get_validator(version=4)
@@ -170,8 +179,49 @@ def _validate(nb: dict, version: tuple[int, int], unit: Path, ctx: CrawlContext)
         return
     if error is not None:
         where = "/".join(str(p) for p in getattr(error, "path", ()) or ())
-        message = str(getattr(error, "message", error)).splitlines()[0][:300]
-        ctx.warn(f"fails nbformat validation at {where or '<root>'}: {message}", unit, "nbformat_validation")
+        problem = f"at {where or '<root>'}: " + str(getattr(error, "message", error)).splitlines()[0][:300]
+    if problem is not None:
+        ctx.warn(f"fails nbformat validation {problem}", unit, "nbformat_validation")
+
+
+_CELL_KEYS = {"code": {"id", "cell_type", "metadata", "execution_count", "source", "outputs"},
+              "markdown": {"id", "cell_type", "metadata", "source", "attachments"},
+              "raw": {"id", "cell_type", "metadata", "source", "attachments"}}
+_OUTPUT_TYPES = {"stream", "display_data", "execute_result", "error"}
+
+
+def _structure_problem(nb: dict, minor: int) -> str | None:
+    """The first place where ``nb`` departs from the v4 schema's structure, or None."""
+    if not isinstance(nb.get("metadata"), dict) or not isinstance(nb.get("cells"), list):
+        return "at <root>: 'metadata' must be an object and 'cells' a list"
+    for index, cell in enumerate(nb["cells"]):
+        problem = _cell_problem(cell, minor)
+        if problem:
+            return f"at cells/{index}: {problem}"
+    return None
+
+
+def _cell_problem(cell: Any, minor: int) -> str | None:
+    if not isinstance(cell, dict):
+        return "a cell must be an object"
+    allowed = _CELL_KEYS.get(cell.get("cell_type"))  # type: ignore[arg-type]
+    if allowed is None:
+        return f"unknown cell_type {cell.get('cell_type')!r}"
+    if not allowed.issuperset(cell) or not isinstance(cell.get("metadata"), dict):
+        return "unexpected keys or no metadata object"
+    if not isinstance(cell.get("source"), (str, list)) or (minor >= 5 and not isinstance(cell.get("id"), str)):
+        return "source must be text and (nbformat 4.5+) id a string"
+    if cell["cell_type"] != "code":
+        return None
+    count = cell.get("execution_count", "missing")
+    if not (count is None or (isinstance(count, int) and not isinstance(count, bool))):
+        return "execution_count must be an integer or null"
+    outputs = cell.get("outputs")
+    if not isinstance(outputs, list):
+        return "outputs must be a list"
+    if any(not isinstance(o, dict) or o.get("output_type") not in _OUTPUT_TYPES for o in outputs):
+        return "every output must be an object with a known output_type"
+    return None
 
 
 def _list(value: Any) -> list:
@@ -264,6 +314,8 @@ def _scan_printed(text: Any, summary: OutputSummary) -> None:
     for chunk in chunks:
         if not isinstance(chunk, str) or summary.stream_budget <= 0:
             return
+        if len(chunk) > summary.stream_budget:  # never split a huge log whole
+            chunk = chunk[: summary.stream_budget]
         summary.stream_budget -= len(chunk)
         for line in chunk.splitlines():
             if len(summary.printed) >= MAX_PRINTED_POINTS:
@@ -302,11 +354,14 @@ def _tagged_assignments(cells: list[dict], tag: str, ctx: CrawlContext,
 
 
 def analyse_cells(cells: list[dict], ctx: CrawlContext, unit: Path) -> CodeFacts:
-    """Imports and file references of the code cells, in notebook order (cell = its index)."""
+    """Imports and file references of the code cells, in notebook order (cell = its index).
+
+    Cells that can name no import or file are skipped unless the crawler option
+    ``parse_all_cells`` is set (then every cell's syntax errors are reported too).
+    """
     analyzer = CodeAnalyzer()
-    for index, cell in enumerate(cells):
-        if _is_code(cell):
-            analyzer.add_source(_text(cell.get("source")), index)
+    analyzer.add_cells([(index, _text(cell.get("source"))) for index, cell in enumerate(cells) if _is_code(cell)],
+                       parse_all=bool(ctx.options.get("parse_all_cells")))
     for problem in analyzer.facts.problems:
         line = f", line {problem.line}" if problem.line else ""
         ctx.warn(f"cell {problem.cell}{line}: {problem.message}", unit, "syntax_error")

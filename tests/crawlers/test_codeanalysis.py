@@ -141,3 +141,19 @@ def test_parameters_are_literals_only():
     assert expressions == {"seed": "np.random.randint(3)"}
     assert problem is None
     assert parse_literal_assignments("x = (")[2] is not None
+
+
+def test_cells_that_name_no_file_are_not_parsed_unless_asked():
+    cells = [(0, "BASE = 'data'"), (1, "DIR = BASE + '/raw'\nunused = 1"), (2, "a, (b, c) = 1, (2, 3)"),
+             (3, "for i in range(3):\n    broken("), (4, "open(f'{DIR}/x.csv')")]
+    facts = analyze_sources(cells)
+    assert [r.raw for r in facts.references] == ["data/raw/x.csv"]
+    assert facts.problems == []
+    from mlcrawl.crawlers._codeanalysis import CodeAnalyzer, _assigned_names
+    analyzer = CodeAnalyzer()
+    analyzer.add_cells(cells, parse_all=True)
+    assert [p.cell for p in analyzer.facts.problems] == [3]
+    assert _assigned_names(cells[2][1]) == {"a", "b", "c"}
+    assert _assigned_names("model = fit(X, y, lr=lr)\nalias = BASE\nout = Path(BASE) / name") == {"alias", "out"}
+    assert _assigned_names("for k in ['a']:\n    x += 1\nwith open(p) as (f, g):\n  y: int = 2") \
+        >= {"k", "x", "f", "g", "y"}

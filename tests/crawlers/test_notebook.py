@@ -196,11 +196,17 @@ def test_notebook_failing_validation_is_read_with_a_warning(tmp_path):
 
 
 def test_syntax_error_cell_warns_and_other_cells_count(tmp_path):
-    path = write_nb(tmp_path / "nb.ipynb", [code("def broken(:\n    pass"), code("open('ok.csv')")])
+    cells = [code("import os\ndef broken(:\n    pass"), code("x = [1,"), code("open('ok.csv')")]
+    path = write_nb(tmp_path / "nb.ipynb", cells)
     records, warnings = crawl(tmp_path, path)
+    # The second broken cell can name no file, so it is not even parsed by default.
     assert [(w.error_type, "cell 0" in w.message) for w in warnings] == [("syntax_error", True)]
     assert [r.raw for r in of(records, Reference)] == ["ok.csv"]
+    assert [i.module for i in of(records, Import)] == []
     assert notebook_of(records).facts["cells_with_syntax_errors"] == [0]
+    records, warnings = crawl_unit(CRAWLER, tmp_path, path, parse_all_cells=True)
+    assert [w.message.split(",")[0] for w in warnings] == ["cell 0", "cell 1"]
+    assert [r.raw for r in of(records, Reference)] == ["ok.csv"]
 
 
 def test_magics_everywhere(tmp_path):
