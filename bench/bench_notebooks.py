@@ -27,10 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlcrawl.crawler import CrawlContext
 from mlcrawl.crawlers.notebook import NotebookCrawler
 
-IMPORTS = "import os\nimport json\nimport numpy as np\nimport pandas as pd\nimport joblib\nimport matplotlib.pyplot as plt\n"
+from mlcrawl.crawler import CrawlContext
+
+IMPORTS = ("import os\nimport json\nimport numpy as np\nimport pandas as pd\nimport joblib\n"
+           "import matplotlib.pyplot as plt\n")
 
 
 def make_cell(source: str, count: int | None, outputs: list | None = None, tags: list | None = None) -> dict:
@@ -55,10 +57,12 @@ def make_notebook(i: int, image_kb: int, rng: random.Random, all_io: bool) -> di
         write = all_io or j % 2 == 0
         source = (f"df{j} = pd.read_csv(f'{{DATA_DIR}}/part_{j}.csv')\n"
                   f"df{j} = df{j}.dropna().reset_index(drop=True)\n"
-                  + (f"df{j}.to_parquet(os.path.join(DATA_DIR, 'clean', 'part_{j}.parquet'))\n" if write else ""))
+                  + (f"df{j}.to_parquet(os.path.join(DATA_DIR, 'clean', 'part_{j}.parquet'))\n"
+                     if write else ""))
         table = {"output_type": "execute_result", "execution_count": count, "metadata": {},
                  "data": {"text/plain": ["   a  b\n"] * 20, "text/html": ["<tr><td>1</td></tr>\n"] * 40}}
-        cells.append(make_cell(source + f"df{j}.head(20)", count if executed else None, [table] if executed else None))
+        cells.append(make_cell(source + f"df{j}.head(20)", count if executed else None,
+                               [table] if executed else None))
         count += 1
         compute = (f"X, y = df{j}.drop(columns='y'), df{j}['y']\nmodel = fit(X, y, lr=lr, epochs=epochs)\n"
                    f"score = evaluate(model, X, y)\nprint('loss:', score)\n")
@@ -73,7 +77,8 @@ def make_notebook(i: int, image_kb: int, rng: random.Random, all_io: bool) -> di
         cells.append(make_cell(plot, count if executed else None, [image] if executed else None))
         count += 1
     cells.append(make_cell("joblib.dump(model, '../models/model.joblib')\n"
-                           "with open('../reports/metrics.json', 'w') as f:\n    json.dump({'acc': 0.9}, f)\n",
+                           "with open('../reports/metrics.json', 'w') as f:\n"
+                           "    json.dump({'acc': 0.9}, f)\n",
                            count if executed else None))
     metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                 "language_info": {"name": "python", "version": "3.11.7"}}
@@ -104,8 +109,9 @@ def time_json(paths: list[Path]) -> float:
 
 def code_of(paths: list[Path]) -> list[str]:
     """Each notebook's code cells joined, as the parse floor's input."""
-    return ["\n".join("".join(c["source"]) for c in json.loads(p.read_bytes())["cells"] if c["cell_type"] == "code")
-            for p in paths]
+    notebooks = [json.loads(p.read_bytes()) for p in paths]
+    return ["\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+            for nb in notebooks]
 
 
 def time_parse(sources: list[str]) -> float:

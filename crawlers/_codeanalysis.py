@@ -280,7 +280,8 @@ class _Folder:
             candidates = self.fold(value.value)
             if not candidates or len(spec) != 1:
                 return ()
-            formatted = tuple(t for v in candidates if (t := _format(v, value.conversion, spec[0])) is not None)
+            formatted = tuple(t for v in candidates
+                              if (t := _format(v, value.conversion, spec[0])) is not None)
             if not formatted:
                 return ()
             parts.append(formatted)
@@ -500,7 +501,7 @@ class CodeAnalyzer:
         if not hasattr(stmt, "body") and not hasattr(stmt, "cases"):
             self._scan_calls(stmt, folder)
         else:  # a compound statement: its header now, its blocks statement by statement
-            for name, value in ast.iter_fields(stmt):
+            for _, value in ast.iter_fields(stmt):
                 if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
                     continue
                 for node in value if isinstance(value, list) else [value]:
@@ -564,7 +565,8 @@ class CodeAnalyzer:
             return
         if name == "hydra.main":
             yield from _hydra_config(call, folder)
-        if name and name.rsplit(".", 1)[-1] in _LOGGERS and name.startswith(("lightning", "pytorch_lightning")):
+        is_lightning = name is not None and name.startswith(("lightning", "pytorch_lightning"))
+        if is_lightning and name.rsplit(".", 1)[-1] in _LOGGERS:
             yield from _logger_dir(call, name, folder)
             return
         if isinstance(call.func, ast.Attribute) and name not in _FUNCTIONS:
@@ -625,7 +627,8 @@ def _argument(call: ast.Call, io: _Io) -> ast.expr | None:
     for keyword in call.keywords:
         if keyword.arg in io.keywords:
             return keyword.value
-    if io.position < len(call.args) and not any(isinstance(a, ast.Starred) for a in call.args[: io.position + 1]):
+    before = call.args[: io.position + 1]
+    if io.position < len(call.args) and not any(isinstance(a, ast.Starred) for a in before):
         return call.args[io.position]
     return None
 
@@ -716,7 +719,7 @@ def _bind_target(target: ast.expr, value: ast.expr, folder: _Folder, env: dict[s
         _set(env, target.id, folder.fold(value))
     elif isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)) \
             and len(target.elts) == len(value.elts):
-        for sub_target, sub_value in zip(target.elts, value.elts):
+        for sub_target, sub_value in zip(target.elts, value.elts, strict=True):
             _bind_target(sub_target, sub_value, folder, env)
     else:
         for name in _target_names(target):

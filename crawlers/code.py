@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import os
 import tokenize
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mlcrawl.crawler import CrawlContext
@@ -100,15 +100,18 @@ def _in_catalog(ctx: CrawlContext, candidate: str) -> bool:
 
 
 def reference_records(rel: str, refs: list[FileRef], bases: list[str], ctx: CrawlContext,
-                      not_run: set[int] | frozenset[int] = frozenset()) -> Iterator[Reference]:
+                      not_run: set[int] | frozenset[int] = frozenset(),
+                      rebase: Callable[[str], str] | None = None) -> Iterator[Reference]:
     """References with resolved paths and evidence (``cell N, line M: call``).
 
     References in cells listed in ``not_run`` (cells an executed notebook never reached) say
     so in their evidence: the code names the file, but this execution did not touch it.
+    ``rebase`` maps an absolute path written on another machine to this one before resolving.
     """
     source_dir = os.path.dirname(os.path.join(str(ctx.root), rel))
     for ref in refs:
-        resolved = resolve_path(ref.raw, [source_dir] if ref.relative_to_source else bases, ctx)
+        raw = rebase(ref.raw) if rebase is not None else ref.raw
+        resolved = resolve_path(raw, [source_dir] if ref.relative_to_source else bases, ctx)
         where = f"cell {ref.cell}, line {ref.line}" if ref.cell is not None else f"line {ref.line}"
         if ref.cell in not_run:
             where += " (cell not run)"

@@ -22,6 +22,7 @@ that exists wins.  Outputs are counted and summarised, never copied.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import posixpath
@@ -37,12 +38,12 @@ import nbformat
 from nbformat import validator
 
 from mlcrawl.crawler import CrawlContext
-from mlcrawl.records import Edge, Import, Metric, Notebook, Param, Record, Reference, Run, Tag
+from mlcrawl.records import Edge, Import, Metric, Notebook, Param, Record, Run, Tag
 from mlcrawl.secrets import is_secret_key, redact_text, redact_value
 
 from ._codeanalysis import CodeAnalyzer, CodeFacts, is_uri, parse_literal_assignments
-from .code import reference_records, resolve_path
 from ._util import parse_iso, to_float, to_text
+from .code import reference_records, resolve_path
 
 SCRAP_MIME = re.compile(r"^application/scrapbook\.scrap\.(?P<encoder>[\w.-]+)\+json$")
 #: A printed line that is exactly ``name: number`` or ``name = number``.
@@ -109,7 +110,8 @@ class NotebookCrawler:
         if run_id is not None:
             yield from _run_records(run_id, rel, unit, ctx, nb, cells, papermill, outputs, params, bases)
         yield from (Import(rel, module) for module in code.imports)
-        yield from reference_records(rel, code.references, bases, ctx, skipped)
+        rebase = (lambda raw: _rebase_absolute(raw, unit, papermill)) if papermill is not None else None
+        yield from reference_records(rel, code.references, bases, ctx, skipped, rebase)
         if papermill is not None:
             yield from _papermill_edge(rel, unit, papermill, ctx)
 
@@ -156,7 +158,8 @@ def _convert(nb: dict, rel: str) -> dict:
     try:
         return nbformat.convert(nbformat.from_dict(nb), 4)
     except Exception as exc:  # nbformat raises many types on malformed old notebooks
-        raise ValueError(f"{rel}: nbformat {nb.get('nbformat')} notebook cannot be converted: {exc}") from None
+        version = nb.get("nbformat")
+        raise ValueError(f"{rel}: nbformat {version} notebook cannot be converted: {exc}") from None
 
 
 def _validate(nb: dict, version: tuple[int, int], unit: Path, ctx: CrawlContext) -> None:
@@ -209,7 +212,8 @@ def _cell_problem(cell: Any, minor: int) -> str | None:
         return f"unknown cell_type {cell.get('cell_type')!r}"
     if not allowed.issuperset(cell) or not isinstance(cell.get("metadata"), dict):
         return "unexpected keys or no metadata object"
-    if not isinstance(cell.get("source"), (str, list)) or (minor >= 5 and not isinstance(cell.get("id"), str)):
+    missing_id = minor >= 5 and not isinstance(cell.get("id"), str)
+    if not isinstance(cell.get("source"), (str, list)) or missing_id:
         return "source must be text and (nbformat 4.5+) id a string"
     if cell["cell_type"] != "code":
         return None
@@ -360,8 +364,8 @@ def analyse_cells(cells: list[dict], ctx: CrawlContext, unit: Path) -> CodeFacts
     ``parse_all_cells`` is set (then every cell's syntax errors are reported too).
     """
     analyzer = CodeAnalyzer()
-    analyzer.add_cells([(index, _text(cell.get("source"))) for index, cell in enumerate(cells) if _is_code(cell)],
-                       parse_all=bool(ctx.options.get("parse_all_cells")))
+    sources = [(index, _text(cell.get("source"))) for index, cell in enumerate(cells) if _is_code(cell)]
+    analyzer.add_cells(sources, parse_all=bool(ctx.options.get("parse_all_cells")))
     for problem in analyzer.facts.problems:
         line = f", line {problem.line}" if problem.line else ""
         ctx.warn(f"cell {problem.cell}{line}: {problem.message}", unit, "syntax_error")
@@ -406,7 +410,7 @@ def _notebook_record(rel: str, sha256: str, nb: dict, version: tuple[int, int], 
         markdown_cells=kinds.get("markdown", 0),
         raw_cells=kinds.get("raw", 0),
         executed=executed,
-        executed_in_order=all(a < b for a, b in zip(numbered, numbered[1:])) if numbered else None,
+        executed_in_order=all(a < b for a, b in itertools.pairwise(numbered)) if numbered else None,
         has_errors=error is not None,
         error_name=error[0] if error else None,
         error_value=redact_text(error[1][:MAX_ERROR_VALUE]) if error else None,

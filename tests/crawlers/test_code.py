@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from conftest import crawl_unit
-
 from mlcrawl.crawlers.code import CodeCrawler
+
 from mlcrawl.records import Import, Reference
 
 CRAWLER = CodeCrawler()

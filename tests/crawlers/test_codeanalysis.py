@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 
 import pytest
-
 from mlcrawl.crawlers._codeanalysis import (
     analyze_sources,
     mask_ipython,
@@ -85,7 +84,8 @@ def test_unknown_values_give_no_reference_and_are_never_evaluated():
 
 
 def test_magics_are_masked_line_for_line():
-    source = "%matplotlib inline\nfiles = !ls data\n  !pip install x\n  !pip list\nmodel?\n??model\nopen('a.txt')\n%time \\\n  y = 1"
+    source = ("%matplotlib inline\nfiles = !ls data\n  !pip install x\n  !pip list\nmodel?\n??model\n"
+              "open('a.txt')\n%time \\\n  y = 1")
     masked = mask_ipython(source)
     assert masked.text.count("\n") == source.count("\n")
     ast.parse(masked.text)
@@ -154,6 +154,6 @@ def test_cells_that_name_no_file_are_not_parsed_unless_asked():
     analyzer.add_cells(cells, parse_all=True)
     assert [p.cell for p in analyzer.facts.problems] == [3]
     assert _assigned_names(cells[2][1]) == {"a", "b", "c"}
-    assert _assigned_names("model = fit(X, y, lr=lr)\nalias = BASE\nout = Path(BASE) / name") == {"alias", "out"}
+    assert _assigned_names("model = fit(X, lr=lr)\nalias = BASE\nout = Path(BASE) / name") == {"alias", "out"}
     assert _assigned_names("for k in ['a']:\n    x += 1\nwith open(p) as (f, g):\n  y: int = 2") \
         >= {"k", "x", "f", "g", "y"}

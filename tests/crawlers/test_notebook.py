@@ -9,9 +9,9 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import crawl_unit
-
 from mlcrawl.crawlers._util import to_text
 from mlcrawl.crawlers.notebook import NotebookCrawler
+
 from mlcrawl.records import Edge, Import, Metric, Notebook, Param, Reference, Run, Tag
 from mlcrawl.secrets import REDACTED, redact_record
 
@@ -42,7 +42,8 @@ def literal_assignments(source: str | None) -> dict:
 
 def write_nb(path: Path, cells: list[dict], metadata: dict | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"cells": cells, "metadata": metadata or {}, "nbformat": 4, "nbformat_minor": 5}))
+    notebook = {"cells": cells, "metadata": metadata or {}, "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(notebook))
     return path
 
 
@@ -144,7 +145,8 @@ def test_references_match_truth_reads_and_writes(crawled, truth):
 
 
 def test_papermill_edges_match_truth_lineage(crawled, truth):
-    expected = {(e["from"], e["to"]) for e in truth["lineage"] if e.get("relation") == "papermill_input_to_output"}
+    expected = {(e["from"], e["to"]) for e in truth["lineage"]
+                if e.get("relation") == "papermill_input_to_output"}
     found = {(e.src, e.dst) for records, _ in crawled.values() for e in of(records, Edge)}
     assert found == expected
     assert all(e.relation == "papermill_input_to_output" for records, _ in crawled.values()
@@ -189,7 +191,7 @@ def test_notebook_failing_validation_is_read_with_a_warning(tmp_path):
     path = write_nb(tmp_path / "bad.ipynb", cells, {"kernelspec": "python3"})
     records, warnings = crawl(tmp_path, path)
     assert [w.error_type for w in warnings] == ["nbformat_validation"]
-    assert "bad.ipynb" == warnings[0].path
+    assert warnings[0].path == "bad.ipynb"
     nb = notebook_of(records)
     assert nb.code_cells == 2 and nb.kernel is None
     assert {(r.raw, r.direction) for r in of(records, Reference)} == {("a.csv", "read"), ("b.txt", "write")}
@@ -224,7 +226,8 @@ def test_magics_everywhere(tmp_path):
 def test_binary_garbage_in_an_output(tmp_path):
     good = code("open('in.bin', 'rb')", outputs=[
         {"output_type": "stream", "name": "stdout", "text": "\x00\x01garbage\ufffd\n"},
-        {"output_type": "display_data", "metadata": {}, "data": {"image/png": 12345, "text/plain": [None, 3]}},
+        {"output_type": "display_data", "metadata": {},
+         "data": {"image/png": 12345, "text/plain": [None, 3]}},
         {"output_type": "weird", "data": "x"}, 17], count=1)
     path = tmp_path / "nb.ipynb"
     payload = json.dumps({"cells": [good], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()
@@ -296,7 +299,8 @@ def test_scrapbook_encoders(tmp_path):
 
 
 def test_execution_order_and_image_outputs(tmp_path):
-    image = {"output_type": "display_data", "metadata": {}, "data": {"image/png": "iVBOR" * 1000, "text/plain": "<Figure>"}}
+    image = {"output_type": "display_data", "metadata": {},
+             "data": {"image/png": "iVBOR" * 1000, "text/plain": "<Figure>"}}
     cells = [code("a = 1", count=3), code("plot()", count=1, outputs=[image, image]), code("b", count=None)]
     records, _ = crawl(tmp_path, write_nb(tmp_path / "nb.ipynb", cells))
     nb = notebook_of(records)
@@ -311,12 +315,14 @@ def test_references_resolve_against_papermill_input_folder_and_rebased_absolute_
     template = write_nb(tmp_path / "proj" / "nbs" / "t.ipynb", [code("x")])
     meta = {"papermill": {"input_path": "/srv/old/proj/nbs/t.ipynb",
                           "output_path": "/srv/old/proj/nbs/out/run.ipynb", "parameters": {}}}
-    cells = [code("import pandas as pd\npd.read_csv('../data/in.csv')\npd.read_csv('/srv/old/proj/data/in.csv')"
-                  "\npd.read_csv('s3://bucket/x.csv')\nopen('/etc/passwd')\nopen('../../../../x')", count=1)]
+    cells = [code("import pandas as pd\npd.read_csv('../data/in.csv')\n"
+                  "pd.read_csv('/srv/old/proj/data/in.csv')\npd.read_csv('s3://bucket/x.csv')\n"
+                  "open('/etc/passwd')\nopen('../../../../x')", count=1)]
     out = write_nb(tmp_path / "proj" / "nbs" / "out" / "run.ipynb", cells, meta)
     records, _ = crawl(tmp_path, out)
     resolved = [(r.raw, r.resolved_path) for r in of(records, Reference)]
-    assert resolved == [("../data/in.csv", "proj/data/in.csv"), ("/srv/old/proj/data/in.csv", None),
+    assert resolved == [("../data/in.csv", "proj/data/in.csv"),
+                        ("/srv/old/proj/data/in.csv", "proj/data/in.csv"),
                         ("s3://bucket/x.csv", None), ("/etc/passwd", None), ("../../../../x", None)]
     (edge,) = of(records, Edge)
     assert (edge.src, edge.dst) == ("proj/nbs/t.ipynb", "proj/nbs/out/run.ipynb")
