@@ -183,6 +183,7 @@ class FolderScanner:
         self.sweep_every = sweep_every
         self.hot_scans = hot_scans
         self.scan_no = 0
+        self._baseline = True
         self.rules = rules or WalkRules()
         self.stat = stat
         self.scandir = scandir
@@ -196,7 +197,7 @@ class FolderScanner:
         self.listed = self.stats = 0
         self.scan_no += 1
         changed: set[str] = set()
-        baseline = not self.folders
+        baseline = self._baseline = not self.folders
         self._scan_folder("", changed)
         return set() if baseline else changed
 
@@ -220,7 +221,9 @@ class FolderScanner:
             self._scan_folder(f"{rel}/{name}" if rel else name, changed)
 
     def _list_folder(self, rel: str, path: str, mtime_ns: int, known: _Folder | None, changed: set[str]) -> _Folder:
-        folder = _Folder(mtime_ns, slot=len(self.folders) % self.sweep_every, last_change=self.scan_no)
+        # Folders found by the baseline start cold; those that appear later start hot.
+        last_change = -self.hot_scans - 1 if self._baseline else self.scan_no
+        folder = _Folder(mtime_ns, slot=len(self.folders) % self.sweep_every, last_change=last_change)
         self.listed += 1
         try:
             entries = list(self.scandir(path))
