@@ -9,8 +9,10 @@ One unit is one ``.py`` file::
 
 The analysis is ``_codeanalysis`` (shared with notebooks).  A script runs from wherever it
 was launched, so a relative path is tried against the script's folder and every folder up
-to the crawl root; the first candidate that exists wins.  Resolution helpers here are also
-used by the notebook crawler.
+to the crawl root; the first candidate that exists wins.  The folder under which most of the
+script's paths exist is taken as its working directory and places the paths that do not
+exist (yet), such as outputs never written.  Resolution helpers here are also used by the
+notebook crawler.
 """
 
 from __future__ import annotations
@@ -77,26 +79,51 @@ def script_bases(unit: Path, ctx: CrawlContext) -> list[str]:
     return [str(b) for b in bases[: bases.index(ctx.root) + 1]]
 
 
-def resolve_path(raw: str, bases: list[str], ctx: CrawlContext) -> str | None:
+def resolve_path(raw: str, bases: list[str], ctx: CrawlContext,
+                 seen: dict[str, bool] | None = None) -> str | None:
     """``raw`` as a root-relative path: the first candidate that exists (on disk or in the
-    catalog), else the first one inside the root; None for URIs and paths outside the root."""
+    catalog), else the first one inside the root; None for URIs and paths outside the root.
+
+    ``seen`` memoises existence checks across the references of one unit.
+    """
+    found = _candidates(raw, bases, ctx)
+    for candidate in found:
+        if _exists(candidate, ctx, seen if seen is not None else {}):
+            return ctx.relpath(candidate)
+    return ctx.relpath(found[0]) if found else None
+
+
+def _candidates(raw: str, bases: list[str], ctx: CrawlContext) -> list[str]:
+    """Absolute candidate paths for ``raw`` that stay inside the crawl root."""
     if not raw or is_uri(raw) or raw.startswith("~"):
-        return None
+        return []
     root = os.path.normpath(str(ctx.root))
-    candidates = []
+    found = []
     for base in [root] if os.path.isabs(raw) else bases:
         candidate = os.path.normpath(os.path.join(base, raw))
         if candidate == root or candidate.startswith(root.rstrip(os.sep) + os.sep):
-            candidates.append(candidate)
-    for candidate in candidates:
-        if os.path.exists(candidate) or _in_catalog(ctx, candidate):
-            return ctx.relpath(candidate)
-    return ctx.relpath(candidates[0]) if candidates else None
+            found.append(candidate)
+    return found
 
 
-def _in_catalog(ctx: CrawlContext, candidate: str) -> bool:
-    """True when the catalog knows the file (it may be gone from disk since)."""
-    return ctx.lookup_sha256 is not None and ctx.lookup_sha256(ctx.relpath(candidate)) is not None
+def _exists(candidate: str, ctx: CrawlContext, seen: dict[str, bool]) -> bool:
+    """On disk, or known to the catalog (the file may be gone since)."""
+    if candidate not in seen:
+        seen[candidate] = os.path.exists(candidate) or (
+            ctx.lookup_sha256 is not None and ctx.lookup_sha256(ctx.relpath(candidate)) is not None)
+    return seen[candidate]
+
+
+def likely_cwd(raws: list[str], bases: list[str], ctx: CrawlContext, seen: dict[str, bool]) -> list[str]:
+    """``bases`` with the one under which most of ``raws`` exist first: the code's working
+    directory, which then also places the files it names that do not exist (yet)."""
+    relative = [raw for raw in raws if raw and not os.path.isabs(raw) and not is_uri(raw)]
+    hits = {base: sum(_exists(c, ctx, seen) for raw in relative for c in _candidates(raw, [base], ctx))
+            for base in bases}
+    best = max(bases, key=lambda b: hits[b], default=None)
+    if best is None or hits[best] == 0:
+        return bases
+    return [best, *(b for b in bases if b != best)]
 
 
 def reference_records(rel: str, refs: list[FileRef], bases: list[str], ctx: CrawlContext,
@@ -109,9 +136,12 @@ def reference_records(rel: str, refs: list[FileRef], bases: list[str], ctx: Craw
     ``rebase`` maps an absolute path written on another machine to this one before resolving.
     """
     source_dir = os.path.dirname(os.path.join(str(ctx.root), rel))
-    for ref in refs:
-        raw = rebase(ref.raw) if rebase is not None else ref.raw
-        resolved = resolve_path(raw, [source_dir] if ref.relative_to_source else bases, ctx)
+    raws = [rebase(ref.raw) if rebase is not None else ref.raw for ref in refs]
+    seen: dict[str, bool] = {}
+    cwd_bases = likely_cwd([r for r, ref in zip(raws, refs, strict=True) if not ref.relative_to_source],
+                           bases, ctx, seen)
+    for raw, ref in zip(raws, refs, strict=True):
+        resolved = resolve_path(raw, [source_dir] if ref.relative_to_source else cwd_bases, ctx, seen)
         where = f"cell {ref.cell}, line {ref.line}" if ref.cell is not None else f"line {ref.line}"
         if ref.cell in not_run:
             where += " (cell not run)"

@@ -11,13 +11,23 @@ One unit is one ``.ipynb`` file (anything under ``.ipynb_checkpoints`` is skippe
                                      metadata.papermill.status, scrapbook outputs
                                      (``application/scrapbook.scrap.<encoder>+json``)
 
-Yields a ``Notebook`` record per file; an executed notebook is also a ``Run``
-(``notebook:<path>``) with its parameters (injected values win over defaults), scraps and
-printed ``name: number`` lines as metrics.  Code cells go through ``_codeanalysis``: imports
-and the files they read and write.  Relative references are resolved against the kernel's
-working directory, which papermill does not record: candidates are the input notebook's
-folder, papermill's own cwd, the notebook's folder and the crawl root, and the first one
-that exists wins.  Outputs are counted and summarised, never copied.
+Yields a ``Notebook`` record per file (template defaults and injected values, redacted, in
+``facts.parameters``).  An executed notebook is also a ``Run`` (``notebook:<path>``, its
+experiment the template papermill ran) with:
+
+- one ``Param`` per parameter holding the effective value, ``origin`` ``injected`` or
+  ``default``; a default that was overridden is kept as the tag ``default.<key>``;
+- scrapbook scraps: numbers as metrics, anything else as the tag ``scrap.<name>`` (the
+  encoder, e.g. ``<pandas>``, when the value is not small plain data);
+- lines printed exactly as ``name: number`` / ``name = number`` as metrics marked inferred
+  (step = occurrence), never for secret-looking names.
+
+Code cells go through ``_codeanalysis``: imports and the files they read and write.  A
+relative path is resolved against the kernel's working directory, which papermill does not
+record: candidates are the input notebook's folder, papermill's own cwd, the notebook's folder
+and the crawl root; the folder under which most paths exist is taken first.  References in
+cells an executed notebook never reached say "(cell not run)" in their evidence.  Outputs are
+counted and summarised, never copied.
 """
 
 from __future__ import annotations
@@ -73,12 +83,11 @@ class OutputSummary:
 
 @dataclass(frozen=True)
 class Parameters:
-    """Defaults from the ``parameters`` cell and values papermill injected."""
+    """Defaults from the ``parameters`` cell and values papermill injected, as param text
+    (literals as JSON, strings as they are, non-literal expressions as their source)."""
 
-    defaults: dict[str, Any]
-    injected: dict[str, Any]
-    default_exprs: dict[str, str]
-    injected_exprs: dict[str, str]
+    defaults: dict[str, str | None]
+    injected: dict[str, str | None]
 
 
 class NotebookCrawler:
@@ -95,7 +104,7 @@ class NotebookCrawler:
         """Yield the notebook's record, its run (when executed) and its code's references."""
         rel = ctx.relpath(unit)
         nb, version = read_notebook(unit, ctx)
-        cells = [c for c in _list(nb.get("cells")) if isinstance(c, dict)]
+        cells = [c if isinstance(c, dict) else {} for c in _list(nb.get("cells"))]  # keep indices
         papermill = _dict(_dict(nb.get("metadata")).get("papermill")) or None
         outputs = summarise_outputs(cells)
         executed = any(_is_code(c) and (c.get("execution_count") is not None or _list(c.get("outputs")))
@@ -108,7 +117,7 @@ class NotebookCrawler:
         yield _notebook_record(rel, ctx.sha256(unit), nb, version, cells, outputs, papermill, run_id,
                                params, code, skipped)
         if run_id is not None:
-            yield from _run_records(run_id, rel, unit, ctx, nb, cells, papermill, outputs, params, bases)
+            yield from _run_records(run_id, rel, unit, ctx, cells, papermill, outputs, params)
         yield from (Import(rel, module) for module in code.imports)
         rebase = (lambda raw: _rebase_absolute(raw, unit, papermill)) if papermill is not None else None
         yield from reference_records(rel, code.references, bases, ctx, skipped, rebase)
@@ -337,24 +346,23 @@ def read_parameters(cells: list[dict], papermill: dict | None, ctx: CrawlContext
     Papermill's ``metadata.papermill.parameters`` (exact JSON) fills keys missing from the
     injected cell, e.g. when the cell was edited or stripped.
     """
-    defaults, default_exprs = _tagged_assignments(cells, "parameters", ctx, unit)
-    injected, injected_exprs = _tagged_assignments(cells, "injected-parameters", ctx, unit)
-    recorded = _dict((papermill or {}).get("parameters"))
-    for key, value in recorded.items():
-        if isinstance(key, str) and key not in injected and key not in injected_exprs:
-            injected[key] = value
-    return Parameters(defaults, injected, default_exprs, injected_exprs)
+    defaults = _tagged_assignments(cells, "parameters", ctx, unit)
+    injected = _tagged_assignments(cells, "injected-parameters", ctx, unit)
+    for key, value in _dict((papermill or {}).get("parameters")).items():
+        if isinstance(key, str) and key not in injected:
+            injected[key] = to_text(value)
+    return Parameters(defaults, injected)
 
 
-def _tagged_assignments(cells: list[dict], tag: str, ctx: CrawlContext,
-                        unit: Path) -> tuple[dict[str, Any], dict[str, str]]:
+def _tagged_assignments(cells: list[dict], tag: str, ctx: CrawlContext, unit: Path) -> dict[str, str | None]:
+    """``name = value`` pairs of the first code cell tagged ``tag``, as param text."""
     cell = next((c for c in cells if _is_code(c) and tag in _tags(c)), None)
     if cell is None:
-        return {}, {}
+        return {}
     literals, expressions, problem = parse_literal_assignments(_text(cell.get("source")))
     if problem:
         ctx.warn(f"{tag} cell: {problem}", unit, "parameters")
-    return literals, expressions
+    return {k: to_text(v) for k, v in literals.items()} | expressions
 
 
 def analyse_cells(cells: list[dict], ctx: CrawlContext, unit: Path) -> CodeFacts:
@@ -441,8 +449,7 @@ def _notebook_facts(outputs: OutputSummary, params: Parameters, code: CodeFacts,
     facts: dict[str, Any] = {
         "outputs": {"count": outputs.count, "stream_bytes": outputs.stream_bytes,
                     "bytes_by_mime": dict(outputs.bytes_by_mime)},
-        "parameters": {"default": _redacted(params.defaults, params.default_exprs),
-                       "injected": _redacted(params.injected, params.injected_exprs)},
+        "parameters": {"default": _redacted(params.defaults), "injected": _redacted(params.injected)},
     }
     if outputs.scraps:
         facts["scraps"] = [{"name": n, "encoder": e} for n, (e, _) in outputs.scraps.items()]
@@ -459,14 +466,14 @@ def _notebook_facts(outputs: OutputSummary, params: Parameters, code: CodeFacts,
     return facts
 
 
-def _redacted(literals: dict[str, Any], expressions: dict[str, str]) -> dict[str, str | None]:
-    values = {k: to_text(v) for k, v in literals.items()} | expressions
+def _redacted(values: dict[str, str | None]) -> dict[str, str | None]:
     return {k: redact_value(k, v) for k, v in values.items()}
 
 
-def _run_records(run_id: str, rel: str, unit: Path, ctx: CrawlContext, nb: dict, cells: list[dict],
-                 papermill: dict | None, outputs: OutputSummary, params: Parameters,
-                 bases: list[str]) -> Iterator[Record]:
+def _run_records(run_id: str, rel: str, unit: Path, ctx: CrawlContext, cells: list[dict],
+                 papermill: dict | None, outputs: OutputSummary, params: Parameters) -> Iterator[Record]:
+    """The executed notebook as a run: FAILED on an error output or papermill exception; its
+    experiment is the template papermill ran (so executed copies group together)."""
     pm = papermill or {}
     failed = pm.get("exception") is True or outputs.error is not None or _failed_cells(cells) > 0
     start, end = parse_iso(pm.get("start_time")), parse_iso(pm.get("end_time"))
@@ -494,8 +501,7 @@ def _execution_span(cells: list[dict]) -> tuple[datetime | None, datetime | None
 
 def _param_records(run_id: str, params: Parameters) -> Iterator[Record]:
     """One param per key with its effective value; an overridden default becomes a tag."""
-    defaults = {k: to_text(v) for k, v in params.defaults.items()} | params.default_exprs
-    injected = {k: to_text(v) for k, v in params.injected.items()} | params.injected_exprs
+    defaults, injected = params.defaults, params.injected
     for key in [*defaults, *(k for k in injected if k not in defaults)]:
         if key in injected:
             yield Param(run_id, key, injected[key], origin="injected")

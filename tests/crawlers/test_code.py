@@ -67,6 +67,17 @@ def test_match(tmp_path):
     assert not CRAWLER.match(tmp_path / ".ipynb_checkpoints" / "a.py", False)
 
 
+def test_missing_outputs_follow_the_folder_where_inputs_exist(tmp_path):
+    (tmp_path / "data").mkdir()
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / "data" / name).write_text("x\n")
+    (tmp_path / "src").mkdir()
+    script = tmp_path / "src" / "train.py"
+    script.write_text("open('data/a.csv')\nopen('data/b.csv')\nopen('models/m.bin', 'wb')\n")
+    records, _ = crawl_unit(CRAWLER, tmp_path, script)
+    assert [r.resolved_path for r in references(records)] == ["data/a.csv", "data/b.csv", "models/m.bin"]
+
+
 def test_relative_paths_prefer_existing_files_up_to_the_root(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "x.csv").write_text("a\n")
