@@ -426,7 +426,7 @@ class CodeAnalyzer:
         joined = "\npass\n".join(texts)
         try:
             tree = ast.parse(joined)
-        except (SyntaxError, ValueError):
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
             for cell, source in cells:
                 self.add_source(source, cell)
             return
@@ -439,7 +439,7 @@ class CodeAnalyzer:
             if stmt.lineno >= starts[index] + texts[index].count("\n") + 1:
                 continue  # a separator
             self._cell, self._line_offset = cells[index][0], starts[index] - 1
-            self._visit_stmt(stmt, self._env)
+            self._visit_top(stmt)
         self._line_offset = 0
 
     def _relevant(self, cells: list[tuple[int, str]]) -> list[tuple[int, str]]:
@@ -465,21 +465,30 @@ class CodeAnalyzer:
             self._add_ref(raw, direction, "%magic", cell, line)
         self._cell, self._line_offset = cell, 0
         self._lines = (masked.text if masked else source).split("\n")
-        self._visit_block(tree.body, self._env)
+        for stmt in tree.body:
+            self._visit_top(stmt)
+
+    def _visit_top(self, stmt: ast.stmt) -> None:
+        """Visit one top-level statement; one too deeply nested to fold is reported, not fatal."""
+        try:
+            self._visit_stmt(stmt, self._env)
+        except RecursionError:
+            line = stmt.lineno - self._line_offset
+            self.facts.problems.append(CodeProblem(self._cell, line, "too deeply nested to analyse"))
 
     def _parse(self, source: str, cell: int | None) -> tuple[ast.Module | None, MaskedSource | None]:
         try:
             return ast.parse(source), None
         except SyntaxError:
             pass
-        except ValueError as exc:  # NUL bytes in the source
-            self.facts.problems.append(CodeProblem(cell, None, str(exc)))
+        except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
+            self.facts.problems.append(CodeProblem(cell, None, f"cannot parse: {type(exc).__name__}: {exc}"))
             return None, None
         masked = mask_ipython(source)
         self.facts.masked_lines += masked.masked_lines
         try:
             return ast.parse(masked.text), masked
-        except (SyntaxError, ValueError) as exc:
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
             line = getattr(exc, "lineno", None)
             self.facts.problems.append(CodeProblem(cell, line, f"syntax error: {getattr(exc, 'msg', exc)}"))
             return None, masked
@@ -608,18 +617,23 @@ def _path_receiver_refs(call: ast.Call, func: ast.Attribute,
 
 
 def _calls_in(node: ast.AST) -> Iterator[ast.Call]:
-    """Every call inside ``node``, outermost first (a leaner ``ast.walk``)."""
-    stack = [node]
+    """Every call inside ``node`` (a leaner ``ast.walk`` that skips leaves)."""
+    stack: list[Any] = [node]
     while stack:
         current = stack.pop()
+        if not isinstance(current, ast.AST) or isinstance(current, _LEAVES):
+            continue
         if isinstance(current, ast.Call):
             yield current
         for name in current._fields:
             value = getattr(current, name, None)
-            if isinstance(value, ast.AST):
+            if isinstance(value, list):
+                stack.extend(value)
+            elif value is not None:
                 stack.append(value)
-            elif isinstance(value, list):
-                stack.extend(v for v in reversed(value) if isinstance(v, ast.AST))
+
+
+_LEAVES = (ast.Name, ast.Constant, ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
 
 
 def _argument(call: ast.Call, io: _Io) -> ast.expr | None:
@@ -775,10 +789,10 @@ def parse_literal_assignments(source: str) -> tuple[dict[str, Any], dict[str, st
     """
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         try:
             tree = ast.parse(mask_ipython(source).text)
-        except (SyntaxError, ValueError) as exc:
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
             return {}, {}, f"parameters cell does not parse: {getattr(exc, 'msg', exc)}"
     literals: dict[str, Any] = {}
     expressions: dict[str, str] = {}

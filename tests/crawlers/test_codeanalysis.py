@@ -157,3 +157,14 @@ def test_cells_that_name_no_file_are_not_parsed_unless_asked():
     assert _assigned_names("model = fit(X, lr=lr)\nalias = BASE\nout = Path(BASE) / name") == {"alias", "out"}
     assert _assigned_names("for k in ['a']:\n    x += 1\nwith open(p) as (f, g):\n  y: int = 2") \
         >= {"k", "x", "f", "g", "y"}
+
+
+@pytest.mark.parametrize("source", [
+    "x = " + " + ".join(['"a"'] * 20000) + "\nopen(x)",  # too deep for the parser
+    "x = " + " + ".join(['"a"'] * 600) + "\nopen(x)",  # parses, too deep to fold
+    "open(" + "(" * 300 + '"a"' + ")" * 300 + ")",
+])
+def test_absurd_nesting_is_a_problem_not_a_crash(source):
+    facts = analyze_sources([(0, source), (1, "open('fine.txt')")])
+    assert facts.problems and facts.problems[0].cell == 0
+    assert ("fine.txt", "read") in {(r.raw, r.direction) for r in facts.references}
