@@ -88,7 +88,7 @@ class PathStr(str):
 @dataclass(frozen=True, slots=True)
 class _Io:
     direction: str
-    position: int  # index of the path among positional arguments
+    position: int | None  # index of the path among positional arguments; None: keyword only
     keywords: tuple[str, ...] = ()
     default: str | None = None  # the tool's own location when the argument is not given
     subfolder: str | None = None  # what the tool creates inside the given folder
@@ -109,13 +109,21 @@ _FUNCTIONS: dict[str, tuple[_Io, ...]] = {
     "mlflow.log_artifact": (_Io("read", 0, ("local_path",)),),
     "mlflow.log_artifacts": (_Io("read", 0, ("local_dir",)),),
     "mlflow.set_tracking_uri": (_Io("write", 0, ("uri",)),),
-    "mlflow.create_experiment": (_Io("write", 99, ("artifact_location",)),),
+    "mlflow.create_experiment": (_Io("write", None, ("artifact_location",)),),
     "shutil.copy": (_Io("read", 0, ("src",)), _Io("write", 1, ("dst",))),
     "shutil.copy2": (_Io("read", 0, ("src",)), _Io("write", 1, ("dst",))),
     "shutil.copyfile": (_Io("read", 0, ("src",)), _Io("write", 1, ("dst",))),
     "shutil.copytree": (_Io("read", 0, ("src",)), _Io("write", 1, ("dst",))),
     "shutil.move": (_Io("read", 0, ("src",)), _Io("write", 1, ("dst",))),
     "papermill.execute_notebook": (_Io("read", 0, ("input_path",)), _Io("write", 1, ("output_path",))),
+    "matplotlib.pyplot.imsave": (_WRITE0,), "pandas.ExcelWriter": (_WRITE0,),
+    "torch.jit.load": (_READ0,), "torch.jit.save": (_Io("write", 1, ("f",)),),
+    "safetensors.torch.load_file": (_Io("read", 0, ("filename",)),),
+    "safetensors.torch.save_file": (_Io("write", 1, ("filename",)),),
+    "skops.io.load": (_READ0,), "skops.io.dump": (_Io("write", 1, ("file",)),),
+    "onnx.load": (_READ0,), "onnx.save": (_Io("write", 1, ("f",)),),
+    "keras.models.load_model": (_READ0,), "tensorflow.keras.models.load_model": (_READ0,),
+    "xarray.open_dataset": (_READ0,), "scipy.io.loadmat": (_READ0,), "scipy.io.savemat": (_WRITE0,),
     "pyarrow.parquet.read_table": (_Io("read", 0, ("source",)),),
     "pyarrow.parquet.write_table": (_Io("write", 1, ("where",)),),
     "pyarrow.csv.read_csv": (_Io("read", 0, ("input_file",)),),
@@ -123,8 +131,8 @@ _FUNCTIONS: dict[str, tuple[_Io, ...]] = {
     "tensorboardX.SummaryWriter": (_Io("write", 0, ("log_dir",)),),
     "sacred.observers.FileStorageObserver": (_Io("write", 0, ("basedir",)),),
     "transformers.TrainingArguments": (_Io("write", 0, ("output_dir",)),),
-    "wandb.init": (_Io("write", 99, ("dir",), default=".", subfolder="wandb"),),
-    "hydra.main": (_Io("write", 99, (), default="outputs"), _Io("write", 99, (), default="multirun")),
+    "wandb.init": (_Io("write", None, ("dir",), default=".", subfolder="wandb"),),
+    "hydra.main": (_Io("write", None, (), default="outputs"), _Io("write", None, (), default="multirun")),
 }
 #: Lightning loggers write ``<save_dir>/<name>/version_N`` (``name`` defaults per logger).
 _LOGGERS = {"CSVLogger": "lightning_logs", "TensorBoardLogger": "lightning_logs"}
@@ -136,6 +144,7 @@ _METHODS: dict[str, _Io] = {
     **{f"to_{fmt}": _WRITE0 for fmt in ("csv", "parquet", "json", "excel", "pickle", "feather", "hdf",
                                         "stata", "orc", "xml", "html", "latex", "markdown")},
     "savefig": _WRITE0, "save": _WRITE0, "write_csv": _WRITE0, "write_parquet": _WRITE0,
+    "save_pretrained": _Io("write", 0, ("save_directory",)),
 }
 #: pathlib methods, recognised when the receiver folds to a path.
 _PATH_METHODS = {"read_text": "read", "read_bytes": "read", "write_text": "write", "write_bytes": "write"}
@@ -641,8 +650,9 @@ def _argument(call: ast.Call, io: _Io) -> ast.expr | None:
     for keyword in call.keywords:
         if keyword.arg in io.keywords:
             return keyword.value
-    before = call.args[: io.position + 1]
-    if io.position < len(call.args) and not any(isinstance(a, ast.Starred) for a in before):
+    if io.position is None or io.position >= len(call.args):
+        return None
+    if not any(isinstance(a, ast.Starred) for a in call.args[: io.position + 1]):
         return call.args[io.position]
     return None
 
@@ -668,8 +678,8 @@ def _strip_store_uri(value: str) -> str:
 
 def _hydra_config(call: ast.Call, folder: _Folder) -> Iterator[tuple[str, str, str, bool]]:
     """``@hydra.main(config_path=..., config_name=...)`` reads ``<path>/<name>.yaml`` beside the file."""
-    path = _argument(call, _Io("read", 99, ("config_path",)))
-    name = _argument(call, _Io("read", 99, ("config_name",)))
+    path = _argument(call, _Io("read", None, ("config_path",)))
+    name = _argument(call, _Io("read", None, ("config_name",)))
     paths = folder.fold(path) if path is not None else ()
     names = folder.fold(name) if name is not None else ()
     for directory, config in _product([paths, names]) if paths and names else ():

@@ -62,12 +62,15 @@ plt.savefig("fig.pdf"); fig.savefig("fig2.svg")
 mlflow.log_artifact("report.html")
 shutil.move("a.bin", "b.bin")
 pm.execute_notebook("t.ipynb", "o.ipynb", parameters={"x": 1})
+from safetensors.torch import save_file
+save_file(tensors, filename="w.safetensors"); torch.jit.save(m, "j.pt"); model.save_pretrained("hf_out")
 """
     assert refs(source) == {
         ("m.joblib", "write"), ("m2.joblib", "read"), ("w.pt", "write"), ("w0.pt", "read"),
         ("o.pkl", "write"), ("cfg.json", "read"), ("out.yaml", "write"), ("in.png", "read"),
         ("out.png", "write"), ("fig.pdf", "write"), ("fig2.svg", "write"), ("report.html", "read"),
         ("a.bin", "read"), ("b.bin", "write"), ("t.ipynb", "read"), ("o.ipynb", "write"),
+        ("w.safetensors", "write"), ("j.pt", "write"), ("hf_out", "write"),
     }
 
 
