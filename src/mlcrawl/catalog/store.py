@@ -14,7 +14,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,6 +38,8 @@ class Catalog:
     """A catalog file; cheap to create, it opens connections on demand."""
 
     path: Path
+    # Set once this process has checked (and if needed migrated) the schema of the file.
+    _schema_checked: list[bool] = field(default_factory=lambda: [False], compare=False, repr=False)
 
     @classmethod
     def at(cls, path: Path | str) -> Catalog:
@@ -66,9 +68,10 @@ class Catalog:
                     raise CatalogLocked(f"catalog {self.path} is held by another process: {exc}") from None
                 raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
         try:
-            if not read_only:
+            if not read_only and not self._schema_checked[0]:
                 ensure_schema(con)
-            else:
+                self._schema_checked[0] = True
+            elif read_only:
                 check_version(con)
             yield con
         finally:
