@@ -11,7 +11,11 @@ from typing import Any
 import yaml
 
 
-class _SafeLoader(yaml.SafeLoader):
+# libyaml's C parser is ~7x faster; its constructor is still the safe Python one.
+_BaseSafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _SafeLoader(_BaseSafeLoader):
     """A safe loader that reads unknown tags (``!!python/object:...``) as plain data.
 
     Lightning and Hydra files may carry Python-object tags; the safe loader refuses them and
