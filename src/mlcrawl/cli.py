@@ -229,3 +229,13 @@ def export(directory, config_path, catalog) -> None:
         written = export_parquet(con, Path(directory))
     for table, target in written:
         click.echo(f"{table:<16} -> {target}")
+
+
+def _add_commands() -> None:
+    from .commands_watch import jobs, watch
+
+    main.add_command(watch)
+    main.add_command(jobs)
+
+
+_add_commands()
