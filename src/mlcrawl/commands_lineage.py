@@ -102,7 +102,7 @@ RENDERERS = {"tree": render_tree, "json": render_json, "dot": render_dot, "merma
 @click.argument("path")
 @click.option("--up", "direction", flag_value="up", default=True, help="What PATH was made from (default).")
 @click.option("--down", "direction", flag_value="down", help="What depends on PATH.")
-@click.option("--depth", type=click.IntRange(min=1), default=50, show_default=True, help="Stop this many edges away.")
+@click.option("--depth", type=click.IntRange(min=1), default=1000, show_default=True, help="Stop this many edges away.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="tree", show_default=True)
 @config_option
 @catalog_option

@@ -14,6 +14,9 @@ the run or notebook ran), ``dir`` (a folder written as a whole, e.g. a tracking 
 Every edge but ``copy_of`` belongs to the crawler unit whose records it came from (column
 ``unit``), so a crawl recomputes only the edges of the units it crawled; ``copy_of`` edges are
 recomputed for the contents of files that changed.  The catalog does the work in SQL.
+``src_key``/``dst_key`` are 64-bit hashes of the node names, stored so the recursive
+``upstream``/``downstream`` macros join integers (the macros look keys up, never recompute
+them, so a duckdb CLI of another version reads them right).
 ``walk`` reads the graph back for the CLI, the provenance report and the OpenLineage export.
 """
 
@@ -51,7 +54,9 @@ DECLARED_RELATIONS = {
 _CLOCK_SLACK = "INTERVAL 2 SECOND"
 
 _COLUMNS = ("src_type, src, src_sha256, dst_type, dst, dst_sha256, relation, evidence, confidence, "
-            "crawler, crawl_id, root, unit")
+            "crawler, crawl_id, root, unit, src_key, dst_key")
+# Columns added to the lineage table after its first release; old catalogs get them on update.
+_ADDED_COLUMNS = (("unit", "VARCHAR"), ("src_key", "UBIGINT"), ("dst_key", "UBIGINT"))
 
 
 class UnknownNodeError(MlcrawlError):
@@ -80,7 +85,8 @@ def update_lineage(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int) -> 
 
 
 def _update(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, full: bool) -> LineageStats:
-    con.execute("ALTER TABLE lineage ADD COLUMN IF NOT EXISTS unit VARCHAR")
+    for name, sql_type in _ADDED_COLUMNS:
+        con.execute(f"ALTER TABLE lineage ADD COLUMN IF NOT EXISTS {name} {sql_type}")
     con.execute("BEGIN TRANSACTION")
     try:
         units = select_scope(con, root, crawl_id, full)
@@ -184,20 +190,22 @@ def collect_edges(con: duckdb.DuckDBPyConnection, root: str) -> None:
                r.crawler, r.unit, 1 AS priority
         FROM runs r JOIN lin_scope s USING (crawler, unit)
         WHERE r.root = $root AND r.parent_run_id IS NOT NULL),
+    folders AS (
+        SELECT DISTINCT array_to_string(parts[1:k], '/') AS dir
+        FROM (SELECT string_split(path, '/') AS parts FROM files WHERE root = $root AND deleted_at IS NULL),
+             LATERAL (SELECT unnest(range(1, len(parts))) AS k)),
     nb_run AS (SELECT n.path, r.start_time, r.end_time FROM notebooks n JOIN run_at r ON r.run_id = n.run_id
                WHERE n.root = $root),
     refs AS (
         SELECT x.source_path, x.resolved_path, x.direction, x.evidence, x.crawler, x.unit,
                coalesce(CASE WHEN x.direction = 'read' THEN nb.start_time ELSE nb.end_time END, sf.mtime) AS t_at,
-               CASE WHEN f.path IS NOT NULL THEN 'file'
-                    WHEN EXISTS (SELECT 1 FROM files g WHERE g.root = $root AND g.deleted_at IS NULL
-                                 AND starts_with(g.path, x.resolved_path || '/')) THEN 'dir'
-                    ELSE 'file' END AS target_type,
+               CASE WHEN f.path IS NULL AND d.dir IS NOT NULL THEN 'dir' ELSE 'file' END AS target_type,
                CASE WHEN f.path IS NULL THEN 0.6 ELSE 0.8 END AS confidence
         FROM "references" x JOIN lin_scope s USING (crawler, unit)
         LEFT JOIN nb_run nb ON nb.path = x.source_path
         LEFT JOIN files sf ON sf.root = $root AND sf.path = x.source_path
         LEFT JOIN files f ON f.root = $root AND f.path = x.resolved_path AND f.deleted_at IS NULL
+        LEFT JOIN folders d ON d.dir = x.resolved_path
         WHERE x.root = $root AND x.resolved_path IS NOT NULL AND x.direction IN ('read', 'write')
               -- code in a cell that never ran in an executed notebook did not touch the file
               AND x.evidence NOT LIKE '%(cell not run)%'),
@@ -255,7 +263,7 @@ def insert_edges(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int) -> in
     """Append ``lin_new`` to ``lineage``; the number of edges added."""
     return con.execute(f"""INSERT INTO lineage ({_COLUMNS})
         SELECT src_type, src, src_sha256, dst_type, dst, dst_sha256, relation, evidence, confidence,
-               crawler, ?, ?, unit FROM lin_new""", [crawl_id, root]).fetchall()[0][0]
+               crawler, ?, ?, unit, hash(src), hash(dst) FROM lin_new""", [crawl_id, root]).fetchall()[0][0]
 
 
 def refresh_copies(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, full: bool) -> int:
@@ -283,7 +291,7 @@ def refresh_copies(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, ful
             WHERE f.root = $1 AND f.deleted_at IS NULL AND f.size >= {COPY_MIN_BYTES})
         SELECT 'file', original, sha256, 'file', path, sha256, 'copy_of',
                'identical sha256 ' || left(sha256, 12) || ' at ' || n || ' paths', 0.9,
-               'lineage', $2, $1, path
+               'lineage', $2, $1, path, hash(original), hash(path)
         FROM holders WHERE n BETWEEN 2 AND {COPY_MAX_PATHS} AND path <> original""",
                        [root, crawl_id]).fetchall()[0][0]
 
@@ -327,7 +335,7 @@ def resolve_node(con: duckdb.DuckDBPyConnection, name: str) -> str:
                            "or check the path relative to the crawl root)")
 
 
-def walk(con: duckdb.DuckDBPyConnection, node: str, direction: str = "up", max_depth: int = 50) -> list[Hop]:
+def walk(con: duckdb.DuckDBPyConnection, node: str, direction: str = "up", max_depth: int = 1000) -> list[Hop]:
     """Every edge reachable from ``node`` upstream (``up``) or downstream (``down``), breadth first.
 
     Each node is expanded once, at its shortest depth, so shared inputs and cycles cost nothing.

@@ -85,7 +85,7 @@ CREATE TABLE IF NOT EXISTS units (
 CREATE TABLE IF NOT EXISTS lineage (
     src_type VARCHAR, src VARCHAR, src_sha256 VARCHAR, dst_type VARCHAR, dst VARCHAR,
     dst_sha256 VARCHAR, relation VARCHAR, evidence VARCHAR, confidence DOUBLE, crawler VARCHAR,
-    crawl_id BIGINT, root VARCHAR);
+    crawl_id BIGINT, root VARCHAR, unit VARCHAR, src_key UBIGINT, dst_key UBIGINT);
 """
 
 # Per-table columns added after the record's own fields.

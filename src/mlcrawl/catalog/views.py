@@ -23,31 +23,53 @@ VIEW_STATEMENTS: list[str] = [
        LEFT JOIN (SELECT run_id, map(list(key ORDER BY key), list(value ORDER BY key)) AS metrics
                   FROM latest_metrics GROUP BY run_id) m USING (run_id)""",
     # Lineage, walked backwards (what made this?) or forwards (what depends on this?), by path,
-    # run id or stage; one row per node reached, at its shortest depth, with the evidence chain.
-    """CREATE OR REPLACE MACRO upstream(target, max_depth := 50) AS TABLE
-       WITH RECURSIVE walk(node, node_type, sha256, depth, relation, via, evidence, confidence, chain)
-       USING KEY (node) AS (
-           SELECT target, NULL::VARCHAR, NULL::VARCHAR, 0, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR,
-                  1.0::DOUBLE, []::VARCHAR[]
+    # run id or stage: one row per node reached, at its shortest depth, with the edge that reached
+    # it (via, relation, evidence), the product of confidences and the evidence chain back to the
+    # start (chains := false skips the chains: on a graph of 100,000 nodes they are most of the cost).
+    # Nodes are walked as the stored 64-bit keys; each step keeps one row per new node (GROUP BY)
+    # and skips nodes already reached (recurring.reach), else fan-in grows the work exponentially.
+    """CREATE OR REPLACE MACRO upstream(target, max_depth := 1000, chains := true) AS TABLE
+       WITH RECURSIVE reach(node, depth, via) USING KEY (node) AS (
+           SELECT DISTINCT dst_key, 0, NULL::UBIGINT FROM lineage WHERE dst = target
            UNION ALL
-           SELECT l.src, l.src_type, l.src_sha256, w.depth + 1, l.relation, l.dst, l.evidence,
-                  w.confidence * l.confidence, list_append(w.chain, l.evidence)
-           FROM walk w JOIN lineage l ON l.dst = w.node
-           WHERE w.depth < max_depth AND NOT EXISTS (SELECT 1 FROM recurring.walk r WHERE r.node = l.src))
-       SELECT depth, node_type, node, sha256, relation, via, evidence, confidence, chain
-       FROM walk WHERE depth > 0 ORDER BY depth, node""",
-    """CREATE OR REPLACE MACRO downstream(target, max_depth := 50) AS TABLE
-       WITH RECURSIVE walk(node, node_type, sha256, depth, relation, via, evidence, confidence, chain)
-       USING KEY (node) AS (
-           SELECT target, NULL::VARCHAR, NULL::VARCHAR, 0, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR,
-                  1.0::DOUBLE, []::VARCHAR[]
+           SELECT l.src_key, min(w.depth) + 1, min(w.node)
+           FROM reach w JOIN lineage l ON l.dst_key = w.node
+           WHERE w.depth < max_depth AND NOT EXISTS (SELECT 1 FROM recurring.reach r WHERE r.node = l.src_key)
+           GROUP BY l.src_key),
+       step AS (
+           SELECT r.node, r.depth, r.via, l.src AS name, l.src_type AS node_type, l.src_sha256 AS sha256,
+                  l.relation, l.dst AS via_name, l.evidence, l.confidence
+           FROM reach r JOIN lineage l ON l.src_key = r.node AND l.dst_key = r.via
+           QUALIFY row_number() OVER (PARTITION BY r.node ORDER BY l.relation, l.evidence) = 1),
+       chain(node, confidence, chain) USING KEY (node) AS (
+           SELECT node, confidence, [evidence] FROM step WHERE depth = 1 AND chains
            UNION ALL
-           SELECT l.dst, l.dst_type, l.dst_sha256, w.depth + 1, l.relation, l.src, l.evidence,
-                  w.confidence * l.confidence, list_append(w.chain, l.evidence)
-           FROM walk w JOIN lineage l ON l.src = w.node
-           WHERE w.depth < max_depth AND NOT EXISTS (SELECT 1 FROM recurring.walk r WHERE r.node = l.dst))
-       SELECT depth, node_type, node, sha256, relation, via, evidence, confidence, chain
-       FROM walk WHERE depth > 0 ORDER BY depth, node""",
+           SELECT s.node, c.confidence * s.confidence, list_append(c.chain, s.evidence)
+           FROM chain c JOIN step s ON s.via = c.node)
+       SELECT s.depth, s.node_type, s.name AS node, s.sha256, s.relation, s.via_name AS via, s.evidence,
+              coalesce(c.confidence, s.confidence) AS confidence, c.chain
+       FROM step s LEFT JOIN chain c USING (node) ORDER BY s.depth, s.name""",
+    """CREATE OR REPLACE MACRO downstream(target, max_depth := 1000, chains := true) AS TABLE
+       WITH RECURSIVE reach(node, depth, via) USING KEY (node) AS (
+           SELECT DISTINCT src_key, 0, NULL::UBIGINT FROM lineage WHERE src = target
+           UNION ALL
+           SELECT l.dst_key, min(w.depth) + 1, min(w.node)
+           FROM reach w JOIN lineage l ON l.src_key = w.node
+           WHERE w.depth < max_depth AND NOT EXISTS (SELECT 1 FROM recurring.reach r WHERE r.node = l.dst_key)
+           GROUP BY l.dst_key),
+       step AS (
+           SELECT r.node, r.depth, r.via, l.dst AS name, l.dst_type AS node_type, l.dst_sha256 AS sha256,
+                  l.relation, l.src AS via_name, l.evidence, l.confidence
+           FROM reach r JOIN lineage l ON l.dst_key = r.node AND l.src_key = r.via
+           QUALIFY row_number() OVER (PARTITION BY r.node ORDER BY l.relation, l.evidence) = 1),
+       chain(node, confidence, chain) USING KEY (node) AS (
+           SELECT node, confidence, [evidence] FROM step WHERE depth = 1 AND chains
+           UNION ALL
+           SELECT s.node, c.confidence * s.confidence, list_append(c.chain, s.evidence)
+           FROM chain c JOIN step s ON s.via = c.node)
+       SELECT s.depth, s.node_type, s.name AS node, s.sha256, s.relation, s.via_name AS via, s.evidence,
+              coalesce(c.confidence, s.confidence) AS confidence, c.chain
+       FROM step s LEFT JOIN chain c USING (node) ORDER BY s.depth, s.name""",
     # Outputs made from an input version (or by a code version) that is no longer the current
     # content of that path: what `dvc status` says for declared stages, here for every edge.
     """CREATE OR REPLACE VIEW stale AS
