@@ -218,24 +218,34 @@ def crawlers() -> None:
 
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--openlineage", "openlineage_file", type=click.Path(dir_okay=False),
+              help="Also write one OpenLineage RunEvent per run (JSON lines) to this file.")
 @config_option
 @catalog_option
-def export(directory, config_path, catalog) -> None:
+def export(directory, openlineage_file, config_path, catalog) -> None:
     """Write every table as Parquet into DIRECTORY (big tables hive-partitioned)."""
     from .catalog.export import export_parquet
 
     store = _catalog(_load_config(config_path), catalog)
     with store.connect(read_only=True) as con:
         written = export_parquet(con, Path(directory))
+        if openlineage_file:
+            from .openlineage import write_openlineage
+
+            events = write_openlineage(con, Path(openlineage_file))
+            click.echo(f"openlineage      -> {openlineage_file} ({events} run events)")
     for table, target in written:
         click.echo(f"{table:<16} -> {target}")
 
 
 def _add_commands() -> None:
+    from .commands_lineage import COMMANDS
     from .commands_watch import jobs, watch
 
     main.add_command(watch)
     main.add_command(jobs)
+    for command in COMMANDS:
+        main.add_command(command)
 
 
 _add_commands()

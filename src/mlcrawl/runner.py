@@ -170,9 +170,22 @@ class Runner:
             _RootCrawl(self, root, writer, cache, summary).run()
         finally:
             cache.close()
+        self._update_lineage(root, writer, summary.crawl_id)
         summary.errors += writer.errors
         summary.warnings += writer.warnings
         return True
+
+
+    def _update_lineage(self, root: str, writer: BatchWriter, crawl_id: int) -> None:
+        """Recompute the lineage edges of the units this crawl re-read (incremental)."""
+        from .lineage import update_lineage
+
+        try:
+            with self.catalog.connect() as con:
+                update_lineage(con, root, crawl_id)
+        except Exception as exc:  # lineage must never lose the crawl's own results
+            writer.add_error("lineage", None, CrawlError(".", type(exc).__name__, f"lineage update failed: {exc}"))
+            writer.flush()
 
 
 class _RootCrawl:
