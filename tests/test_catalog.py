@@ -100,3 +100,14 @@ def test_kill_9_half_way_leaves_a_catalog_that_opens_and_the_next_crawl_complete
     assert rows(db, "SELECT count(*) FROM files WHERE deleted_at IS NULL AND sha256 IS NOT NULL")[0][0] == 30000
     statuses = [r[0] for r in rows(db, "SELECT status FROM crawls ORDER BY crawl_id")]
     assert statuses[-1] == "ok" and all(s == "interrupted" for s in statuses[:-1])
+
+
+def test_run_summary_has_one_row_per_run_when_two_files_describe_it(tmp_path):
+    root = make_tree(tmp_path / "root", {
+        "exp/params.yaml": "lr: 0.1\nbatch: 32\n", "exp/params.json": '{"lr": 0.2}', "exp/metrics.json": '{"acc": 0.9}',
+    })
+    db = tmp_path / "c.duckdb"
+    crawl(root, db)
+    assert rows(db, "SELECT count(*) FROM runs WHERE run_id = 'folder:exp'")[0][0] > 1
+    summary = rows(db, "SELECT run_id, params['batch'], metrics['acc'] FROM run_summary")
+    assert summary == [("folder:exp", "32", 0.9)]

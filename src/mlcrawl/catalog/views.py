@@ -13,13 +13,16 @@ VIEW_STATEMENTS: list[str] = [
               max(step) AS step, max(timestamp) AS timestamp, count(*) AS points
        FROM metrics GROUP BY run_id, key""",
     # One row per run: its params and latest metric values as maps, ready to compare runs.
+    # Several units may describe one run (two files of one folder): the newest row and the
+    # newest value of each key win, since a map's keys must be unique.
     """CREATE OR REPLACE VIEW run_summary AS
        SELECT r.run_id, r.source, r.experiment, r.name, r.status, r.start_time, r.end_time,
               r.git_commit, r.parent_run_id, r.root, r.dir,
               p.params, m.metrics
-       FROM runs r
+       FROM (SELECT * FROM runs QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY crawl_id DESC, unit) = 1) r
        LEFT JOIN (SELECT run_id, map(list(key ORDER BY key), list(value ORDER BY key)) AS params
-                  FROM params GROUP BY run_id) p USING (run_id)
+                  FROM (SELECT run_id, key, arg_max(value, crawl_id) AS value FROM params GROUP BY run_id, key)
+                  GROUP BY run_id) p USING (run_id)
        LEFT JOIN (SELECT run_id, map(list(key ORDER BY key), list(value ORDER BY key)) AS metrics
                   FROM latest_metrics GROUP BY run_id) m USING (run_id)""",
     # Lineage, walked backwards (what made this?) or forwards (what depends on this?), by path,
