@@ -126,11 +126,12 @@ class _progress:
 
             self.bar = tqdm(unit=" files", file=sys.stderr, dynamic_ncols=True, desc="crawling")
 
+    # Never `if self.bar`: tqdm's __bool__ raises TypeError when the total is unknown.
     def __enter__(self):
-        return (lambda event, n: self.bar.update(n)) if self.bar else None
+        return (lambda event, n: self.bar.update(n)) if self.bar is not None else None
 
     def __exit__(self, *exc: object) -> None:
-        if self.bar:
+        if self.bar is not None:
             self.bar.close()
 
 
