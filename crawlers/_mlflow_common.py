@@ -23,10 +23,20 @@ from urllib.parse import unquote, urlparse
 
 import yaml
 
-from mlcrawl.crawler import CrawlContext
-from mlcrawl.records import Artifact, Edge, Experiment, Param, Record, Run, Tag
-
-from ._util import from_epoch_ms, load_json, load_yaml, to_text
+from mlcrawl.api import (
+    Artifact,
+    CrawlContext,
+    Edge,
+    Experiment,
+    Param,
+    Record,
+    Run,
+    Tag,
+    from_epoch_ms,
+    load_json,
+    load_yaml,
+    to_text,
+)
 
 SOURCE = "mlflow"
 

@@ -23,16 +23,16 @@ import tokenize
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mlcrawl.crawler import CrawlContext
-from mlcrawl.records import Import, Record, Reference
+from mlcrawl.api import BaseCrawler, Claims, CrawlContext, Import, Record, Reference
 
 from ._codeanalysis import CodeAnalyzer, FileRef, is_uri
 
 
-class CodeCrawler:
+class CodeCrawler(BaseCrawler):
     """Reads ``.py`` files into imports and file references."""
 
     name = "code"
+    claims = Claims(files=("*.py",))
     version = 1
 
     def match(self, path: Path, is_dir: bool) -> bool:

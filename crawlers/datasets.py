@@ -35,10 +35,7 @@ from typing import Any, BinaryIO, ClassVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlcrawl.crawler import CrawlContext
-from mlcrawl.records import DatasetSchema, Record
-
-from ._stream import open_binary
+from mlcrawl.api import BaseCrawler, Claims, CrawlContext, DatasetSchema, Options, Record
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
@@ -57,10 +54,22 @@ _BOOLS = frozenset({"true", "false"})
 _GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
 
 
-class DatasetsCrawler:
+@dataclass(frozen=True)
+class DatasetsOptions(Options):
+    """Options of ``[crawlers.datasets]``."""
+
+    sample_bytes: int = DEFAULT_SAMPLE_BYTES
+    """bytes read from the start of a text file to infer its dialect and column types"""
+    max_count_bytes: int = DEFAULT_MAX_COUNT_BYTES
+    """rows are counted only in files up to this size"""
+
+
+class DatasetsCrawler(BaseCrawler):
     """Parquet, CSV/TSV and JSON Lines files -> one DatasetSchema each."""
 
     name: ClassVar[str] = "datasets"
+    claims = Claims(files=tuple("*" + s for s in PARQUET_SUFFIXES + CSV_SUFFIXES + JSONL_SUFFIXES))
+    Options = DatasetsOptions
     version: ClassVar[int] = 1
 
     def match(self, path: Path, is_dir: bool) -> bool:
@@ -84,7 +93,7 @@ class DatasetsCrawler:
 def read_parquet(path: Path, ctx: CrawlContext) -> DatasetSchema:
     """Schema, row count and file facts from the Parquet footer."""
     try:
-        with open_binary(ctx, path) as f:
+        with ctx.open(path) as f:
             meta = pq.ParquetFile(f).metadata
             schema = meta.schema.to_arrow_schema()
     except (pa.ArrowException, OSError) as exc:
@@ -115,7 +124,7 @@ def parquet_codecs(meta: pq.FileMetaData) -> list[str]:
 @contextmanager
 def open_text_stream(path: Path, ctx: CrawlContext) -> Iterator[BinaryIO]:
     """The file's bytes as a stream, gunzipped on the fly for ``*.gz``."""
-    with open_binary(ctx, path) as raw:
+    with ctx.open(path) as raw:
         if path.name.lower().endswith(".gz"):
             with gzip.GzipFile(fileobj=raw) as unzipped:
                 yield unzipped

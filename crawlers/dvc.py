@@ -30,12 +30,25 @@ from typing import Any, ClassVar
 
 import yaml
 
-from mlcrawl.crawler import CrawlContext
-from mlcrawl.records import Edge, Metric, Param, Record, Run, Tag
-from mlcrawl.secrets import redact_text
+from mlcrawl.api import (
+    BaseCrawler,
+    Claims,
+    CrawlContext,
+    Edge,
+    FolderShape,
+    Metric,
+    Param,
+    Record,
+    Run,
+    Tag,
+    flatten,
+    load_json,
+    load_yaml,
+    redact_text,
+    to_text,
+)
 
 from ._dvc_expand import ExpandedStage, Interpolator, expand_stages
-from ._util import flatten, load_json, load_yaml, to_text
 
 DVC_YAML = "dvc.yaml"
 DVC_LOCK = "dvc.lock"
@@ -56,10 +69,11 @@ class Project:
     ctx: CrawlContext
 
 
-class DvcCrawler:
+class DvcCrawler(BaseCrawler):
     """Reads dvc.yaml/dvc.lock pipelines (folder units) and ``*.dvc`` files (file units)."""
 
     name: ClassVar[str] = "dvc"
+    claims = Claims(files=("*.dvc",), folders=(FolderShape(any_of=(DVC_YAML,)),))
     version: ClassVar[int] = 1
 
     def match(self, path: Path, is_dir: bool) -> bool:

@@ -24,16 +24,27 @@ import json
 import os
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
 
-from mlcrawl.crawler import CrawlContext
-from mlcrawl.records import Metric, Param, Record, Run, Tag
-
-from ._stream import file_size
-from ._util import flatten, load_json, load_yaml, to_text
+from mlcrawl.api import (
+    BaseCrawler,
+    Claims,
+    CrawlContext,
+    Metric,
+    Options,
+    Param,
+    Record,
+    Run,
+    Tag,
+    flatten,
+    load_json,
+    load_yaml,
+    to_text,
+)
 
 METRIC_NAMES = frozenset({"metrics.json", "results.json", "scores.json", "metrics.yaml", "metrics.yml"})
 METRIC_SUFFIXES = ("_metrics.json", "_results.json")
@@ -54,10 +65,20 @@ MAX_LEAVES = 100_000
 MAX_VALUE_CHARS = 1 << 16
 
 
-class GenericCrawler:
+@dataclass(frozen=True)
+class GenericOptions(Options):
+    """Options of ``[crawlers.generic]``."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    """a metrics/params document larger than this is refused with a warning"""
+
+
+class GenericCrawler(BaseCrawler):
     """Metric and parameter files in any folder, attached to a run for that folder."""
 
     name: ClassVar[str] = "generic"
+    claims = Claims(files=tuple("*" + s for s in DOCUMENT_SUFFIXES), file_priority=-10)
+    Options = GenericOptions
     version: ClassVar[int] = 1
 
     def match(self, path: Path, is_dir: bool) -> bool:
@@ -122,7 +143,7 @@ def read_document(path: Path, ctx: CrawlContext) -> Any:
     """Parse the JSON or YAML file; raise a clear ValueError when it is too big or corrupt."""
     rel = ctx.relpath(path)
     limit = int(ctx.options.get("max_bytes", DEFAULT_MAX_BYTES))
-    size = file_size(ctx, path)
+    size = ctx.size(path)
     if size > limit:
         raise ValueError(f"{rel}: {size} bytes is more than max_bytes={limit} for a metrics/params file")
     try:

@@ -25,10 +25,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlcrawl.crawler import CrawlContext
-from mlcrawl.records import Artifact, Edge, Metric, Param, Record, Run, Tag
-
-from ._util import flatten, load_json, to_float, to_text
+from mlcrawl.api import (
+    Artifact,
+    BaseCrawler,
+    Claims,
+    CrawlContext,
+    Edge,
+    FolderShape,
+    Metric,
+    Param,
+    Record,
+    Run,
+    Tag,
+    flatten,
+    load_json,
+    to_float,
+    to_text,
+)
 
 STATE = "trainer_state.json"
 RESULTS = ("all_results.json", "train_results.json")
@@ -72,10 +85,11 @@ class Checkpoint:
     state: dict | None
 
 
-class HuggingfaceCrawler:
+class HuggingfaceCrawler(BaseCrawler):
     """Reads Trainer output folders: state, log history, results, config and checkpoints."""
 
     name: ClassVar[str] = "huggingface"
+    claims = Claims(folders=(FolderShape(any_of=(STATE, *RESULTS, "checkpoint-*")),))
     version: ClassVar[int] = 1
 
     def match(self, path: Path, is_dir: bool) -> bool:

@@ -24,12 +24,26 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlcrawl.crawler import CrawlContext
-from mlcrawl.records import Artifact, Metric, Param, Record, Run, Tag
-from mlcrawl.secrets import REDACTED, is_secret_key
-
-from ._foreign_paths import split_foreign
-from ._util import flatten, load_json, load_yaml, to_float, to_text
+from mlcrawl.api import (
+    REDACTED,
+    Artifact,
+    BaseCrawler,
+    Claims,
+    CrawlContext,
+    FolderShape,
+    Metric,
+    Param,
+    Record,
+    Run,
+    Tag,
+    flatten,
+    is_secret_key,
+    load_json,
+    load_yaml,
+    split_foreign,
+    to_float,
+    to_text,
+)
 
 _HYDRA_DIR = ".hydra"
 _SWEEP_FILE = "multirun.yaml"
@@ -46,10 +60,11 @@ _HYDRA_TAGS = (
 )
 
 
-class HydraCrawler:
+class HydraCrawler(BaseCrawler):
     """A Hydra run/job folder (holding ``.hydra/``) or a sweep root (``multirun.yaml``)."""
 
     name: ClassVar[str] = "hydra"
+    claims = Claims(folders=(FolderShape(any_of=(_HYDRA_DIR, _SWEEP_FILE)),))
     version: ClassVar[int] = 1
 
     def match(self, path: Path, is_dir: bool) -> bool:

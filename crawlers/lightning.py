@@ -24,10 +24,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from mlcrawl.crawler import CrawlContext
-from mlcrawl.records import Artifact, Edge, Metric, Param, Record, Run
-
-from ._util import flatten, load_yaml, to_text
+from mlcrawl.api import (
+    Artifact,
+    BaseCrawler,
+    Claims,
+    CrawlContext,
+    Edge,
+    FolderShape,
+    Metric,
+    Param,
+    Record,
+    Run,
+    flatten,
+    load_yaml,
+    to_text,
+)
 
 _VERSION_DIR = re.compile(r"^version_\d+$")
 _EVENTS_PREFIX = "events.out.tfevents"
@@ -37,10 +48,11 @@ _NAME_FACT = re.compile(r"([A-Za-z_][\w.]*)=(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
 _INDEX_COLUMNS = ("epoch", "step")
 
 
-class LightningCrawler:
+class LightningCrawler(BaseCrawler):
     """One ``version_<n>`` folder of a Lightning CSV or TensorBoard logger -> one run."""
 
     name: ClassVar[str] = "lightning"
+    claims = Claims(folders=(FolderShape(name="version_*", any_of=tuple(_RUN_FILES), priority=10),))
     version: ClassVar[int] = 1
 
     def match(self, path: Path, is_dir: bool) -> bool:

@@ -36,16 +36,15 @@ from typing import Any, ClassVar
 
 import yaml
 
-from mlcrawl.crawler import CrawlContext
-from mlcrawl.records import Metric, Model, Record
+from mlcrawl.api import BaseCrawler, Claims, CrawlContext, FolderShape, Metric, Model, Record, to_text
 
 from ._mlflow_common import (
     RunFacts,
     build_experiment,
     build_run,
+    dataset_records,
     iso_ms,
     load_meta_yaml,
-    dataset_records,
     logged_model_records,
     map_into_root,
     mlflow_run_id,
@@ -55,7 +54,6 @@ from ._mlflow_common import (
     yield_artifacts,
     yield_params_tags,
 )
-from ._util import to_text
 
 META = "meta.yaml"
 TRASH = ".trash"
@@ -86,10 +84,11 @@ def classify_folder(path: Path, names: frozenset[str] | set[str]) -> str | None:
     return None
 
 
-class MlflowFileStoreCrawler:
+class MlflowFileStoreCrawler(BaseCrawler):
     """Runs, experiments and logged models of an MLflow file store; ``MLmodel`` files anywhere."""
 
     name: ClassVar[str] = "mlflow"
+    claims = Claims(files=("MLmodel",), folders=(FolderShape(any_of=(META, *RUN_PARTS)),))
     version: ClassVar[int] = 1
 
     def match(self, path: Path, is_dir: bool) -> bool:

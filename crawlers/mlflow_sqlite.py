@@ -26,19 +26,19 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from mlcrawl.crawler import CrawlContext
-from mlcrawl.records import Metric, Record
+from mlcrawl.api import BaseCrawler, Claims, CrawlContext, Metric, Options, Record, from_epoch_ms, to_text
 
 from ._mlflow_common import (
     RunFacts,
     build_experiment,
     build_run,
-    iso_ms,
     dataset_records,
+    iso_ms,
     logged_model_records,
     map_into_root,
     mlflow_run_id,
@@ -48,7 +48,6 @@ from ._mlflow_common import (
     yield_artifacts,
     yield_params_tags,
 )
-from ._util import from_epoch_ms, to_text
 
 REQUIRED_TABLES = frozenset({"experiments", "runs", "params", "metrics", "tags", "alembic_version"})
 SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -59,10 +58,20 @@ class MlflowDatabaseError(Exception):
     """An ``mlflow.db`` that cannot be read: not SQLite, not MLflow, locked or corrupt."""
 
 
-class MlflowSqliteCrawler:
+@dataclass(frozen=True)
+class MlflowSqliteOptions(Options):
+    """Options of ``[crawlers.mlflow_sqlite]``."""
+
+    sqlite_timeout: float = DEFAULT_TIMEOUT_S
+    """seconds to wait for a database that MLflow is writing"""
+
+
+class MlflowSqliteCrawler(BaseCrawler):
     """Experiments, runs, params, tags, full metric history and artifacts of an MLflow SQLite store."""
 
     name: ClassVar[str] = "mlflow_sqlite"
+    claims = Claims(files=tuple("*" + s for s in SUFFIXES))
+    Options = MlflowSqliteOptions
     version: ClassVar[int] = 1
 
     def match(self, path: Path, is_dir: bool) -> bool:

@@ -27,15 +27,14 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlcrawl.crawler import CrawlContext
-from mlcrawl.records import Model, Record
+from mlcrawl.api import BaseCrawler, Claims, CrawlContext, Model, Options, Record
 
 from ._onnx import OnnxFormatError, read_onnx
 from ._pickle_scan import PickleScan, scan_pickle
-from ._stream import file_size, open_binary, read_prefix
 
 SAFETENSORS = ".safetensors"
 ONNX = ".onnx"
@@ -71,10 +70,20 @@ _COMPRESSIONS = (
 )
 
 
-class ModelsCrawler:
+@dataclass(frozen=True)
+class ModelsOptions(Options):
+    """Options of ``[crawlers.models]``."""
+
+    scan_bytes: int = DEFAULT_SCAN_BYTES
+    """at most this many bytes of a pickle are scanned (never unpickled)"""
+
+
+class ModelsCrawler(BaseCrawler):
     """safetensors, ONNX, PyTorch, pickle/joblib and skops files -> one Model record each."""
 
     name: ClassVar[str] = "models"
+    claims = Claims(files=tuple("*" + s for s in MODEL_SUFFIXES))
+    Options = ModelsOptions
     version: ClassVar[int] = 1
 
     def match(self, path: Path, is_dir: bool) -> bool:
@@ -101,8 +110,8 @@ class ModelsCrawler:
 
 def read_safetensors(path: Path, ctx: CrawlContext) -> Model:
     """Counts, dtypes and ``__metadata__`` from the JSON header; the tensor data is not read."""
-    rel, size = ctx.relpath(path), file_size(ctx, path)
-    with open_binary(ctx, path) as f:
+    rel, size = ctx.relpath(path), ctx.size(path)
+    with ctx.open(path) as f:
         prefix = f.read(8)
         if len(prefix) < 8:
             raise ValueError(f"{rel}: {size} bytes is too short for a safetensors file")
@@ -160,8 +169,8 @@ def read_onnx_model(path: Path, ctx: CrawlContext) -> Model:
     """Graph inputs/outputs (initializers excluded), opset and initializer counts."""
     rel = ctx.relpath(path)
     try:
-        with open_binary(ctx, path) as f:
-            onnx = read_onnx(f, file_size(ctx, path))
+        with ctx.open(path) as f:
+            onnx = read_onnx(f, ctx.size(path))
     except OnnxFormatError as exc:
         raise ValueError(f"{rel}: not a readable ONNX model: {exc}") from exc
     initializer_names = {name for name, _, _ in onnx.initializers}
@@ -195,7 +204,7 @@ def read_onnx_model(path: Path, ctx: CrawlContext) -> Model:
 
 def read_torch(path: Path, ctx: CrawlContext) -> Iterator[Model]:
     """A zip checkpoint is listed; a legacy pickle is opaque; an unknown ``.bin`` is skipped."""
-    magic = read_prefix(ctx, path, 4)
+    magic = ctx.read_prefix(path, 4)
     if magic in (ZIP_MAGIC, EMPTY_ZIP_MAGIC):
         yield read_torch_zip(path, ctx)
     elif magic[:1] == b"\x80":
@@ -273,7 +282,7 @@ def read_small_text(archive: zipfile.ZipFile, name: str) -> str | None:
 def open_zip(path: Path, ctx: CrawlContext) -> Iterator[tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]]:
     """The archive and its entries; a corrupt or truncated zip becomes a clear ValueError."""
     problem = f"{ctx.relpath(path)}: truncated or corrupt zip archive"
-    with open_binary(ctx, path) as stream:
+    with ctx.open(path) as stream:
         try:
             archive = zipfile.ZipFile(stream)
         except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
@@ -343,7 +352,7 @@ def schema_classes(node: Any, depth: int = 0) -> set[str]:
 def read_pickle(path: Path, ctx: CrawlContext, fmt: str | None = None) -> Model:
     """An opaque pickle: its protocol and imported classes from a bounded opcode scan."""
     limit = int(ctx.options.get("scan_bytes", DEFAULT_SCAN_BYTES))
-    head = read_prefix(ctx, path, limit)
+    head = ctx.read_prefix(path, limit)
     compression = detect_compression(head)
     metadata: dict[str, Any] = {"compression": compression}
     if compression is None:

@@ -47,12 +47,28 @@ from typing import Any
 import nbformat
 from nbformat import validator
 
-from mlcrawl.crawler import CrawlContext
-from mlcrawl.records import Edge, Import, Metric, Notebook, Param, Record, Run, Tag
-from mlcrawl.secrets import is_secret_key, redact_text, redact_value
+from mlcrawl.api import (
+    BaseCrawler,
+    Claims,
+    CrawlContext,
+    Edge,
+    Import,
+    Metric,
+    Notebook,
+    Options,
+    Param,
+    Record,
+    Run,
+    Tag,
+    is_secret_key,
+    parse_iso,
+    redact_text,
+    redact_value,
+    to_float,
+    to_text,
+)
 
 from ._codeanalysis import CodeAnalyzer, CodeFacts, is_uri, parse_literal_assignments
-from ._util import parse_iso, to_float, to_text
 from .code import reference_records, resolve_path
 
 SCRAP_MIME = re.compile(r"^application/scrapbook\.scrap\.(?P<encoder>[\w.-]+)\+json$")
@@ -90,10 +106,22 @@ class Parameters:
     injected: dict[str, str | None]
 
 
-class NotebookCrawler:
+@dataclass(frozen=True)
+class NotebookOptions(Options):
+    """Options of ``[crawlers.notebook]``."""
+
+    validate: str = "quick"
+    """"full" runs nbformat's JSON-schema validation on every notebook (slower)"""
+    parse_all_cells: bool = False
+    """report syntax errors of every cell, not only of cells that name files"""
+
+
+class NotebookCrawler(BaseCrawler):
     """Reads ``.ipynb`` files into notebook facts, runs, params, metrics and references."""
 
     name = "notebook"
+    claims = Claims(files=("*.ipynb",))
+    Options = NotebookOptions
     version = 1
 
     def match(self, path: Path, is_dir: bool) -> bool:

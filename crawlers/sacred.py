@@ -16,7 +16,7 @@ Layout (the observer's base folder may sit anywhere; ids are unique only inside 
 
 Paths in ``run.json`` are as written on the machine that ran: ``experiment.base_dir`` and
 resource originals are absolute there, stored copies are relative to the process's cwd.  They
-are mapped into the crawl root (see ``_foreign_paths``).  Sacred writes naive UTC times.
+are mapped into the crawl root (see ``mlcrawl.paths``).  Sacred writes naive UTC times.
 """
 
 from __future__ import annotations
@@ -26,12 +26,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlcrawl.crawler import CrawlContext
-from mlcrawl.records import Artifact, Edge, Metric, Param, Record, Run, Tag
-from mlcrawl.secrets import redact_text
-
-from ._foreign_paths import map_foreign_path, split_foreign
-from ._util import flatten, load_json, parse_iso, to_float, to_text
+from mlcrawl.api import (
+    Artifact,
+    BaseCrawler,
+    Claims,
+    CrawlContext,
+    Edge,
+    FolderShape,
+    Metric,
+    Param,
+    Record,
+    Run,
+    Tag,
+    flatten,
+    load_json,
+    map_foreign_path,
+    parse_iso,
+    redact_text,
+    split_foreign,
+    to_float,
+    to_text,
+)
 
 _STATUS = {"COMPLETED": "FINISHED", "INTERRUPTED": "KILLED", "QUEUED": "SCHEDULED",
            "TIMEOUT": "KILLED", "TIMED_OUT": "KILLED"}
@@ -39,10 +54,11 @@ _MD5_IN_NAME = re.compile(r"_([0-9a-f]{32})(?:\.[^./\\]*)?$")
 _MAX_TRACE_CHARS = 20_000
 
 
-class SacredCrawler:
+class SacredCrawler(BaseCrawler):
     """One FileStorageObserver run folder (``<base>/<id>/run.json``) -> one run."""
 
     name: ClassVar[str] = "sacred"
+    claims = Claims(folders=(FolderShape(all_of=("run.json",), any_of=("config.json", "cout.txt")),))
     version: ClassVar[int] = 1
 
     def match(self, path: Path, is_dir: bool) -> bool:
@@ -247,7 +263,7 @@ def read_sources(unit: Path, ctx: CrawlContext, run_id: str,
         copy_rel = ctx.relpath(copy) if copy else None
         if copy_rel:
             yield Artifact(run_id, copy_rel, role="source", facts={"source": name})
-        original = map_foreign_path(f"{base_dir}/{name}" if base_dir else name, ctx, unit)
+        original = map_foreign_path(f"{base_dir}/{name}" if base_dir else name, ctx.root, unit)
         src = ctx.relpath(original.path) if original else copy_rel
         if src:
             yield Edge(src, run_id, relation="sacred_source", evidence=ctx.relpath(unit / "run.json"),
@@ -263,7 +279,7 @@ def read_resources(unit: Path, ctx: CrawlContext, run_id: str, resources: Any) -
         raw, stored = str(entry[0]), str(entry[1])
         copy = stored_copy(unit, ctx, stored, "_resources")
         copy_rel = ctx.relpath(copy) if copy else None
-        original = map_foreign_path(raw, ctx, unit)
+        original = map_foreign_path(raw, ctx.root, unit)
         original_rel = ctx.relpath(original.path) if original else None
         facts = {"original_path": raw, "stored_copy": copy_rel}
         for rel in dict.fromkeys(p for p in (original_rel, copy_rel) if p):
@@ -285,7 +301,7 @@ def stored_copy(unit: Path, ctx: CrawlContext, stored: str, folder: str) -> Path
         beside = unit.parent.joinpath(*parts[len(parts) - parts[::-1].index(folder) - 1:])
         if beside.is_file():
             return beside
-    mapped = map_foreign_path(stored, ctx, unit)
+    mapped = map_foreign_path(stored, ctx.root, unit)
     return mapped.path if mapped else None
 
 

@@ -41,12 +41,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
-from mlcrawl.crawler import CrawlContext
-from mlcrawl.records import Metric, Param, Record, Run, Tag
+from mlcrawl.api import (
+    BaseCrawler,
+    Claims,
+    CrawlContext,
+    FolderShape,
+    Metric,
+    Param,
+    Record,
+    Run,
+    Tag,
+    from_epoch_s,
+    to_text,
+)
 
 from . import _protowire as wire
-from ._mapped import mapped_bytes
-from ._util import from_epoch_s, to_text
 
 EVENT_PREFIX = "events.out.tfevents."
 HPARAMS_PLUGIN = "hparams"
@@ -343,7 +352,7 @@ def scan_events(path: Path, ctx: CrawlContext, run_id: str, scan: EventScan) -> 
     """Yield every scalar point under ``path`` (a file or a folder); fill ``scan`` on the way."""
     plugins: dict[str, str] = {}
     for event_file in list_event_files(path):
-        with mapped_bytes(ctx, event_file) as buf:
+        with ctx.mapped(event_file) as buf:
             if not buf:
                 ctx.warn("empty event file (no records)", event_file, "empty_file")
                 continue
@@ -431,10 +440,11 @@ def has_event_files(names: Iterable[str]) -> bool:
     return any(name.startswith(EVENT_PREFIX) for name in names)
 
 
-class TensorboardCrawler:
+class TensorboardCrawler(BaseCrawler):
     """One run per folder holding TensorBoard event files."""
 
     name: ClassVar[str] = "tensorboard"
+    claims = Claims(folders=(FolderShape(any_of=(EVENT_PREFIX + "*",)),))
     version: ClassVar[int] = 1
 
     def match(self, path: Path, is_dir: bool) -> bool:

@@ -39,12 +39,27 @@ from typing import Any, ClassVar
 
 import yaml
 
-from mlcrawl.crawler import CrawlContext
-from mlcrawl.records import Artifact, Experiment, Metric, Param, Record, Run, Tag
-from mlcrawl.secrets import redact_text
-
-from ._mapped import mapped_bytes
-from ._util import flatten, from_epoch_s, load_json, load_yaml, parse_iso, to_float, to_text
+from mlcrawl.api import (
+    Artifact,
+    BaseCrawler,
+    Claims,
+    CrawlContext,
+    Experiment,
+    FolderShape,
+    Metric,
+    Param,
+    Record,
+    Run,
+    Tag,
+    flatten,
+    from_epoch_s,
+    load_json,
+    load_yaml,
+    parse_iso,
+    redact_text,
+    to_float,
+    to_text,
+)
 
 RUN_FOLDER = re.compile(r"(?:offline-)?run-\d{8}_\d{6}-(?P<id>[A-Za-z0-9]+)")
 EXTRA_HINT = "pip install 'mlcrawl[wandb]'"
@@ -182,7 +197,7 @@ def read_transaction_log(path: Path, ctx: CrawlContext, codec: tuple[type, type[
                          facts: RunFacts) -> Iterator[Metric]:
     """Stream the log's history points as metrics; fold everything else into ``facts``."""
     record_class, decode_error = codec
-    with mapped_bytes(ctx, path) as buf:
+    with ctx.mapped(path) as buf:
         try:
             records = iter_log_records(buf, ctx, path)
             for payload in records:
@@ -350,10 +365,11 @@ def list_artifacts(unit: Path, ctx: CrawlContext, run_id: str) -> Iterator[Artif
 # --- records ------------------------------------------------------------------------------------
 
 
-class WandbCrawler:
+class WandbCrawler(BaseCrawler):
     """One run per W&B run folder (``wandb/run-*``, ``wandb/offline-run-*``)."""
 
     name: ClassVar[str] = "wandb"
+    claims = Claims(folders=(FolderShape(name="*run-*", any_of=("files", "*.wandb")),))
     version: ClassVar[int] = 1
 
     def match(self, path: Path, is_dir: bool) -> bool:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from mlcrawl.crawler import CrawlContext
+from mlcrawl.crawler import CrawlContext, options_from
+
+# Installed third-party crawlers must never leak into the tests.
+os.environ["MLCRAWL_NO_PLUGINS"] = "1"
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -28,6 +32,6 @@ def truth(corpus: Path) -> dict:
 
 def crawl_unit(crawler, root: Path, unit: Path, **options):
     """Run one crawler over one unit outside a catalog; returns (records, warnings)."""
-    ctx = CrawlContext.for_root(root, unit, **options)
+    ctx = CrawlContext.for_root(root, unit, options=options_from(crawler.Options, options, crawler.name))
     records = list(crawler.crawl(ctx.unit, ctx))
     return records, ctx.warnings

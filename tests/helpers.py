@@ -25,10 +25,12 @@ def make_tree(root: Path, files: dict[str, bytes | str]) -> Path:
     return root
 
 
-def crawl(root: Path, db: Path, crawlers: list | None = None, allow_mass_delete: bool = False, **job) -> CrawlSummary:
+def crawl(root: Path, db: Path, crawlers: list | None = None, allow_mass_delete: bool = False,
+          retry_failed: bool = False, **job) -> CrawlSummary:
     """One in-process crawl of ``root`` into ``db``."""
     chosen = crawlers if crawlers is not None else select(discover())
-    return Runner(Catalog.at(db), Job(roots=(str(root),), **job), chosen, allow_mass_delete=allow_mass_delete).run()
+    return Runner(Catalog.at(db), Job(roots=(str(root),), **job), chosen, allow_mass_delete=allow_mass_delete,
+                  retry_failed=retry_failed).run()
 
 
 def rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:

@@ -9,7 +9,6 @@ import time
 
 import duckdb
 import pytest
-
 from helpers import CLI, crawl, duckdb_cli, make_tree, rows, run_cli
 
 from mlcrawl.catalog import Catalog

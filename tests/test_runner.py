@@ -7,11 +7,15 @@ import os
 import subprocess
 
 import pytest
-
 from helpers import crawl, make_tree, rows
 
 import mlcrawl.runner as runner_mod
+from mlcrawl.api import BaseCrawler, Claims, Metric, Param, Run
+from mlcrawl.catalog import Catalog
+from mlcrawl.config import Job
+from mlcrawl.errors import ConfigError
 from mlcrawl.hashing import hash_file
+from mlcrawl.runner import Runner
 
 
 @pytest.fixture
@@ -156,13 +160,13 @@ def test_file_growing_while_hashed(tree, tmp_path, monkeypatch):
     assert sha == hashlib.sha256((tree / "data/train.csv").read_bytes()).hexdigest()
 
 
-def test_failing_crawler_gives_one_error_row_and_the_crawl_goes_on(tree, tmp_path):
-    class Broken:
-        name, version = "broken", 1
+class _JsonCrawler(BaseCrawler):
+    name, version = "broken", 1
+    claims = Claims(files=("*.json",))
 
-        def match(self, path, is_dir):
-            return path.suffix == ".json"
 
+def test_failing_crawler_gives_one_error_row_once_and_retry_failed_reads_again(tree, tmp_path):
+    class Broken(_JsonCrawler):
         def crawl(self, unit, ctx):
             raise ValueError(f"cannot parse {unit.name}")
 
@@ -171,8 +175,84 @@ def test_failing_crawler_gives_one_error_row_and_the_crawl_goes_on(tree, tmp_pat
     assert summary.status == "partial" and summary.units_failed == 1 and summary.files_seen == 6
     assert rows(db, "SELECT crawler, path, error_type, message FROM errors") == [
         ("broken", "run1/metrics.json", "ValueError", "cannot parse metrics.json")]
-    # a failed unit is retried by the next crawl
-    assert crawl(tree, db, crawlers=[Broken()]).units_failed == 1
+    # unchanged, a failed unit is not read again and reports nothing new; the problem stays open
+    again = crawl(tree, db, crawlers=[Broken()])
+    assert again.status == "ok" and again.units_failed == 0 and again.units_skipped == 1
+    assert rows(db, "SELECT count(*) FROM errors")[0][0] == 1
+    assert rows(db, "SELECT crawler, path, message FROM open_errors") == [
+        ("broken", "run1/metrics.json", "cannot parse metrics.json")]
+    # --retry-failed reads it again
+    assert crawl(tree, db, crawlers=[Broken()], retry_failed=True).units_failed == 1
+
+
+def test_a_fixed_file_closes_its_open_error(tree, tmp_path):
+    class Picky(_JsonCrawler):
+        def crawl(self, unit, ctx):
+            ctx.read_json(unit)
+            return iter(())
+
+    (tree / "run1/metrics.json").write_text("{broken")
+    db = tmp_path / "c.duckdb"
+    assert crawl(tree, db, crawlers=[Picky()]).units_failed == 1
+    assert rows(db, "SELECT count(*) FROM open_errors")[0][0] == 1
+    (tree / "run1/metrics.json").write_text('{"acc": 1}')
+    assert crawl(tree, db, crawlers=[Picky()]).units_failed == 0
+    assert rows(db, "SELECT count(*) FROM open_errors")[0][0] == 0
+
+
+@pytest.mark.parametrize("garbage", [
+    {"run_id": "x"},                                   # a plain dict
+    Param(run_id="r", key=3, value="1"),               # a wrongly typed field
+    Run(run_id=None, source="s", source_run_id="x"),   # a required field missing
+    Metric(run_id="r", key="k", value="high"),         # text where a number belongs
+])
+def test_a_crawler_yielding_garbage_fails_only_its_unit(tree, tmp_path, garbage):
+    class Garbage(_JsonCrawler):
+        def crawl(self, unit, ctx):
+            yield Run(run_id="ok:1", source="ok", source_run_id="1")
+            yield garbage
+
+    db = tmp_path / "c.duckdb"
+    summary = crawl(tree, db, crawlers=[Garbage()])
+    assert summary.units_failed == 1 and summary.files_seen == 6
+    assert rows(db, "SELECT crawler, path FROM errors") == [("broken", "run1/metrics.json")]
+    assert rows(db, "SELECT count(*) FROM runs")[0][0] == 0  # the unit is all or nothing
+
+
+def test_a_crawler_whose_match_raises_gives_one_row_and_is_disabled(tree, tmp_path):
+    class BadMatch(_JsonCrawler):
+        def match(self, path, is_dir):
+            raise RuntimeError("boom")
+
+    db = tmp_path / "c.duckdb"
+    (tree / "second.json").write_text("{}")
+    summary = crawl(tree, db, crawlers=[BadMatch()])
+    assert summary.files_seen == 7
+    assert rows(db, "SELECT crawler, message FROM errors") == [
+        ("broken", "match() raised boom; crawler disabled for the rest of this crawl")]
+
+
+def test_a_crawler_that_loops_forever_hits_the_unit_time_limit(tree, tmp_path):
+    class Forever(_JsonCrawler):
+        def crawl(self, unit, ctx):
+            while True:
+                pass
+            yield  # pragma: no cover
+
+    db = tmp_path / "c.duckdb"
+    summary = Runner(Catalog.at(db), Job(roots=(str(tree),)), [Forever()], unit_seconds=0.3).run()
+    assert summary.units_failed == 1 and summary.files_seen == 6
+    assert rows(db, "SELECT error_type FROM errors") == [("UnitTimeout",)]
+
+
+def test_unknown_crawler_option_is_a_config_error_naming_the_valid_ones(tree, tmp_path):
+    from mlcrawl.registry import discover, select
+
+    crawlers = select(discover())
+    with pytest.raises(ConfigError, match=r"unknown option 'max_byts' \(valid: .*max_bytes"):
+        Runner(Catalog.at(tmp_path / "c.duckdb"), Job(roots=(str(tree),)), crawlers, {"generic": {"max_byts": 1}})
+    with pytest.raises(ConfigError, match=r"\[crawlers.genric\]: no such crawler"):
+        Runner(Catalog.at(tmp_path / "c.duckdb"), Job(roots=(str(tree),)), crawlers, {"genric": {}})
 
 
 def test_secret_params_are_redacted_in_every_crawler(tmp_path):

@@ -22,13 +22,16 @@ from typing import Any
 from . import __version__
 from .catalog import Catalog
 from .catalog.writer import BatchWriter, UnitDone
+from .claims import ClaimMatcher
 from .config import Job
-from .crawler import CrawlContext, Crawler
+from .crawler import BaseCrawler, CrawlContext, options_from
 from .hashing import INLINE_LIMIT, Digest, HashPool, hash_file
 from .kinds import classify
 from .records import CrawlError
 from .secrets import redact_record
 from .statcache import Cached, StatCache
+from .unitguard import time_limit
+from .validate import validate
 from .walk import DirEnter, DirExit, FileEntry, SymlinkEntry, WalkProblem, WalkRules, walk
 
 Progress = Callable[[str, int], None]
@@ -68,7 +71,7 @@ class CrawlSummary:
 
 @dataclass
 class _OpenUnit:
-    crawler: Crawler
+    crawler: BaseCrawler
     path: str
     rel: str
     fingerprint: Any = field(default_factory=hashlib.sha1)
@@ -82,8 +85,12 @@ class _OpenUnit:
 class _Pending:
     entry: FileEntry
     cached: Cached | None
-    claims: list[Crawler]
+    claims: list[BaseCrawler]
     future: Future[Digest]
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _owner(uid: int, cache: dict[int, str]) -> str:
@@ -102,12 +109,22 @@ def _mtime(ns: int) -> datetime:
 class Runner:
     """Crawls the roots of one job into one catalog (the caller holds the crawl lock)."""
 
-    def __init__(self, catalog: Catalog, job: Job, crawlers: list[Crawler], crawler_options: dict | None = None,
-                 progress: Progress | None = None, allow_mass_delete: bool = False, kind: str = "crawl") -> None:
+    def __init__(self, catalog: Catalog, job: Job, crawlers: list[BaseCrawler], crawler_options: dict | None = None,
+                 progress: Progress | None = None, allow_mass_delete: bool = False, kind: str = "crawl",
+                 retry_failed: bool = False, unit_seconds: float = 300.0) -> None:
         self.catalog = catalog
         self.job = job
         self.crawlers = crawlers
-        self.crawler_options = crawler_options or {}
+        unknown = set(crawler_options or {}) - {c.name for c in crawlers}
+        if unknown:
+            from .errors import ConfigError
+
+            valid = ", ".join(sorted(c.name for c in crawlers))
+            raise ConfigError(f"[crawlers.{sorted(unknown)[0]}]: no such crawler (valid: {valid})")
+        self.crawler_options = {c.name: options_from(c.Options, (crawler_options or {}).get(c.name, {}), f"crawlers.{c.name}")
+                                for c in crawlers}
+        self.retry_failed = retry_failed
+        self.unit_seconds = unit_seconds
         self.progress = progress or (lambda event, n: None)
         self.allow_mass_delete = allow_mass_delete
         self.kind = kind
@@ -203,12 +220,13 @@ class _RootCrawl:
         self.depth = 0
         self.pending: list[_Pending] = []
         self.seen_units: set[tuple[str, str]] = set()
+        self.claims = ClaimMatcher(runner.crawlers, self._match_failed)
         self.files_seen = 0
         with runner.catalog.connect() as con:
             self.unit_state = {
                 (c, u): (fp, v) for c, u, fp, v in con.execute(
-                    "SELECT crawler, unit, fingerprint, crawler_version FROM units WHERE root = ? AND deleted_at IS NULL",
-                    [root]).fetchall()
+                    "SELECT crawler, unit, fingerprint, crawler_version FROM units WHERE root = ? AND deleted_at IS NULL"
+                    + (" AND status = 'ok'" if runner.retry_failed else ""), [root]).fetchall()
             }
 
     def run(self) -> None:
@@ -236,16 +254,8 @@ class _RootCrawl:
         self.depth += 1
         if self.job.md5 == "dvc" and ("dvc.yaml" in event.names or ".dvc" in event.names):
             self.md5_depths.append(self.depth)
-        path = Path(event.path)
-        for crawler in self.runner.crawlers:
-            folder_match = getattr(crawler, "match_folder", None)
-            try:
-                claimed = (folder_match is not None and folder_match(path, event.names)) or crawler.match(path, True)
-            except Exception as exc:  # a broken match() must not stop the walk
-                self._crawler_failed(crawler, event.rel, exc)
-                continue
-            if claimed:
-                self.open_units.append(_OpenUnit(crawler, event.path, event.rel))
+        for crawler in self.claims.for_folder(event.path, event.names):
+            self.open_units.append(_OpenUnit(crawler, event.path, event.rel))
 
     def _on_exit(self, event: DirExit) -> None:
         if self.md5_depths and self.md5_depths[-1] == self.depth:
@@ -299,7 +309,7 @@ class _RootCrawl:
             item = self.pending.pop(0)
             self._hashed(item.entry, item.cached, item.claims, item.future.result())
 
-    def _hashed(self, entry: FileEntry, cached: Cached | None, claims: list[Crawler], digest: Digest) -> None:
+    def _hashed(self, entry: FileEntry, cached: Cached | None, claims: list[BaseCrawler], digest: Digest) -> None:
         if digest.error is not None:
             exc = digest.error
             if isinstance(exc, FileNotFoundError):
@@ -337,7 +347,7 @@ class _RootCrawl:
             "last_seen": now, "deleted_at": None, "crawl_id": self.summary.crawl_id,
         })
 
-    def _after_hash(self, entry: FileEntry, sha256: str | None, data: bytes | None, claims: list[Crawler]) -> None:
+    def _after_hash(self, entry: FileEntry, sha256: str | None, data: bytes | None, claims: list[BaseCrawler]) -> None:
         path = Path(entry.path)
         if sha256 is not None:
             for unit in self.open_units:
@@ -350,20 +360,17 @@ class _RootCrawl:
             cached_bytes = {path: data} if data is not None else {}
             self._run_unit(crawler, entry.path, entry.rel, False, fingerprint, known, cached_bytes)
 
-    def _claimed_files(self, entry: FileEntry) -> list[Crawler]:
-        claimed = []
-        path = Path(entry.path)
-        for crawler in self.runner.crawlers:
-            try:
-                if crawler.match(path, False):
-                    claimed.append(crawler)
-            except Exception as exc:
-                self._crawler_failed(crawler, entry.rel, exc)
-        return claimed
+    def _claimed_files(self, entry: FileEntry) -> list[BaseCrawler]:
+        return self.claims.for_file(entry.path, entry.rel.rsplit("/", 1)[-1])
+
+    def _match_failed(self, crawler: BaseCrawler, path: str, exc: Exception) -> None:
+        rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+        self.writer.add_error(crawler.name, None, CrawlError(
+            rel, type(exc).__name__, f"match() raised {_one_line(exc)}; crawler disabled for the rest of this crawl"))
 
     # -- units ---------------------------------------------------------------------------------
 
-    def _run_unit(self, crawler: Crawler, path: str, rel: str, is_dir: bool, fingerprint: str,
+    def _run_unit(self, crawler: BaseCrawler, path: str, rel: str, is_dir: bool, fingerprint: str,
                   known: dict[Path, str] | None = None, cached_bytes: dict[Path, bytes] | None = None) -> None:
         self.seen_units.add((crawler.name, rel))
         if self.unit_state.get((crawler.name, rel)) == (fingerprint, crawler.version):
@@ -371,22 +378,27 @@ class _RootCrawl:
             return
         ctx = CrawlContext(
             root=Path(self.root), unit=Path(path),
-            options=dict(self.runner.crawler_options.get(crawler.name, {})),
+            options=self.runner.crawler_options[crawler.name],
             known_hashes=dict(known or {}), cached_bytes=cached_bytes or {},
             enclosing=tuple((u.crawler.name, Path(u.path)) for u in self.open_units if u.contains(rel) and u.rel != rel),
+            follow_symlinks=self.job.follow_symlinks,
         )
+        done = UnitDone(crawler.name, rel, is_dir, fingerprint, crawler.version)
         try:
-            records = [redact_record(r) for r in crawler.crawl(Path(path), ctx)]
-        except Exception as exc:
-            self._crawler_failed(crawler, rel, exc)
+            # The whole pipeline is inside the guard: crawl, validate, redact.
+            with time_limit(self.runner.unit_seconds):
+                records = [redact_record(validate(r, crawler.name)) for r in crawler.crawl(Path(path), ctx)]
+        except (Exception, MemoryError, RecursionError) as exc:
+            self._crawler_failed(done, exc)
             return
         self.summary.units_crawled += 1
-        self.writer.add_unit(UnitDone(crawler.name, rel, is_dir, fingerprint, crawler.version), records + ctx.warnings)
+        self.writer.add_unit(done, records + ctx.warnings)
 
-    def _crawler_failed(self, crawler: Crawler, rel: str, exc: Exception) -> None:
+    def _crawler_failed(self, done: UnitDone, exc: BaseException) -> None:
+        """One error row; the unit is stored as failed with its fingerprint, so an unchanged bad
+        file is not read (nor reported) again until it changes or ``--retry-failed``."""
         self.summary.units_failed += 1
-        message = str(exc) or type(exc).__name__
-        self.writer.add_error(crawler.name, rel, CrawlError(rel, type(exc).__name__, message))
+        self.writer.add_failed_unit(done, CrawlError(done.unit, type(exc).__name__, _one_line(exc)))
 
     # -- deletions -----------------------------------------------------------------------------
 

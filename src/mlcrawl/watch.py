@@ -32,8 +32,8 @@ from typing import Any
 from . import __version__
 from .catalog import Catalog
 from .config import Job, WatchSettings
-from .errors import CatalogLocked
 from .crawler import Crawler
+from .errors import CatalogLocked
 from .runner import CrawlSummary, Runner
 from .walk import WalkRules
 

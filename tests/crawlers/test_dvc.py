@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from conftest import crawl_unit
-from mlcrawl.crawlers._util import flatten, to_text
 from mlcrawl.crawlers.dvc import DvcCrawler
 
+from mlcrawl.parsing import flatten, to_text
 from mlcrawl.records import Edge, Metric, Param, Run, Tag
 from mlcrawl.secrets import REDACTED, redact_record
 

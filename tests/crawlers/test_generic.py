@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import crawl_unit
-from mlcrawl.crawlers._util import flatten
 from mlcrawl.crawlers.generic import GenericCrawler
 
 from mlcrawl.crawler import CrawlContext
+from mlcrawl.parsing import flatten
 from mlcrawl.records import Metric, Param, Run, Tag
 
 CRAWLER = GenericCrawler()

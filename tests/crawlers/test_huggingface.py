@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 from conftest import crawl_unit
-from mlcrawl.crawlers._util import to_text
 from mlcrawl.crawlers.huggingface import HuggingfaceCrawler
 
+from mlcrawl.parsing import to_text
 from mlcrawl.records import Artifact, Edge, Metric, Param, Run, Tag
 from mlcrawl.secrets import REDACTED, redact_record
 

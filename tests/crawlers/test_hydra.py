@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 from conftest import crawl_unit
-from mlcrawl.crawlers._util import flatten
 from mlcrawl.crawlers.hydra import HydraCrawler
 
 from mlcrawl.crawler import CrawlContext
+from mlcrawl.parsing import flatten
 from mlcrawl.records import Artifact, Metric, Param, Run, Tag
 from mlcrawl.secrets import REDACTED, redact_record
 

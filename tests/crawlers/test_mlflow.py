@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest import crawl_unit
-
 from mlcrawl.crawlers.mlflow import MlflowFileStoreCrawler
+
 from mlcrawl.records import Artifact, Edge, Experiment, Metric, Model, Param, Run, Tag
 
 CRAWLER = MlflowFileStoreCrawler()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from conftest import crawl_unit
-
 from mlcrawl.crawlers.mlflow_sqlite import MlflowDatabaseError, MlflowSqliteCrawler
+
 from mlcrawl.records import Artifact, Edge, Experiment, Metric, Param, Run, Tag
 
 CRAWLER = MlflowSqliteCrawler()

@@ -9,9 +9,9 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import crawl_unit
-from mlcrawl.crawlers._util import to_text
 from mlcrawl.crawlers.notebook import NotebookCrawler
 
+from mlcrawl.parsing import to_text
 from mlcrawl.records import Edge, Import, Metric, Notebook, Param, Reference, Run, Tag
 from mlcrawl.secrets import REDACTED, redact_record
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from conftest import crawl_unit
-from mlcrawl.crawlers._util import to_text
 from mlcrawl.crawlers.tensorboard import (
     TensorboardCrawler,
     crc32c,
@@ -20,6 +19,7 @@ from mlcrawl.crawlers.tensorboard import (
 )
 
 from mlcrawl.crawler import CrawlContext
+from mlcrawl.parsing import to_text
 from mlcrawl.records import Metric, Param, Run, Tag
 
 # --- a tiny protobuf/TFRecord writer, independent of the reader under test ----------------------

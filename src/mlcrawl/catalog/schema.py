@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from ..records import RECORD_TYPES, CrawlError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 UNIT_COLUMNS: tuple[tuple[str, str, pa.DataType], ...] = (
     ("root", "VARCHAR", pa.string()),
@@ -81,7 +81,8 @@ CREATE TABLE IF NOT EXISTS symlinks (
     last_seen TIMESTAMPTZ, deleted_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS units (
     root VARCHAR, crawler VARCHAR, unit VARCHAR, is_dir BOOLEAN, fingerprint VARCHAR,
-    crawler_version INTEGER, crawl_id BIGINT, crawled_at TIMESTAMPTZ, deleted_at TIMESTAMPTZ);
+    crawler_version INTEGER, crawl_id BIGINT, crawled_at TIMESTAMPTZ, deleted_at TIMESTAMPTZ,
+    status VARCHAR);
 CREATE TABLE IF NOT EXISTS lineage (
     src_type VARCHAR, src VARCHAR, src_sha256 VARCHAR, dst_type VARCHAR, dst VARCHAR,
     dst_sha256 VARCHAR, relation VARCHAR, evidence VARCHAR, confidence DOUBLE, crawler VARCHAR,
@@ -149,4 +150,9 @@ def missing_column_statements(existing: dict[str, set[str]]) -> list[str]:
 ERRORS_TABLE = CrawlError.__table__
 
 # Numbered forward migrations: version -> statements that bring version-1 to version.
-MIGRATIONS: dict[int, list[str]] = {}
+#: version -> statements that bring a catalog of version - 1 to it (run in order, once).
+MIGRATIONS: dict[int, list[str]] = {
+    # A failed unit is stored with its fingerprint, so an unchanged bad file is not re-read.
+    2: ["ALTER TABLE units ADD COLUMN IF NOT EXISTS status VARCHAR",
+        "UPDATE units SET status = 'ok' WHERE status IS NULL"],
+}

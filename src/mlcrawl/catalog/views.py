@@ -95,4 +95,23 @@ VIEW_STATEMENTS: list[str] = [
        JOIN inputs i ON i.root = o.root AND i.maker = o.maker
        JOIN files f ON f.root = i.root AND f.path = i.input
        WHERE f.deleted_at IS NOT NULL OR f.sha256 IS DISTINCT FROM i.used_sha256""",
+    # Problems that still stand: those of each current unit's latest reading (a failed unit is
+    # not re-read while unchanged, so its error stays open), and the walk/hash problems of each
+    # root's latest crawl.  One row per path, crawler and problem, with first and last seen.
+    """CREATE OR REPLACE VIEW open_errors AS
+       WITH latest AS (
+           SELECT unnest(roots) AS root, max(crawl_id) AS crawl_id FROM crawls
+           WHERE status <> 'running' GROUP BY 1),
+       standing AS (
+           SELECT e.* FROM errors e
+           JOIN units u ON u.root = e.root AND u.crawler = e.crawler AND u.unit = e.unit
+                       AND u.deleted_at IS NULL AND u.crawl_id = e.crawl_id
+           UNION ALL
+           SELECT e.* FROM errors e JOIN latest l ON l.root = e.root AND l.crawl_id = e.crawl_id
+           WHERE e.unit = '' OR e.unit IS NULL)
+       SELECT s.root, s.path, s.crawler, s.error_type, s.severity, arg_max(s.message, s.at) AS message,
+              (SELECT min(e2.at) FROM errors e2 WHERE e2.root = s.root AND e2.path = s.path
+                 AND e2.crawler = s.crawler AND e2.error_type = s.error_type) AS first_seen,
+              max(s.at) AS last_seen
+       FROM standing s GROUP BY s.root, s.path, s.crawler, s.error_type, s.severity""",
 ]

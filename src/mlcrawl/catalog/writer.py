@@ -44,6 +44,7 @@ UNIT_SCHEMA = pa.schema([
     ("root", pa.string()), ("crawler", pa.string()), ("unit", pa.string()), ("is_dir", pa.bool_()),
     ("fingerprint", pa.string()), ("crawler_version", pa.int32()), ("crawl_id", pa.int64()),
     ("crawled_at", pa.timestamp("us", tz="UTC")), ("deleted_at", pa.timestamp("us", tz="UTC")),
+    ("status", pa.string()),
 ])
 
 
@@ -86,6 +87,7 @@ class BatchWriter:
     files: list[dict] = field(default_factory=list)
     symlinks: list[dict] = field(default_factory=list)
     units: list[UnitDone] = field(default_factory=list)
+    failed_units: list[UnitDone] = field(default_factory=list)
     records: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
     errors: int = 0
     warnings: int = 0
@@ -119,6 +121,14 @@ class BatchWriter:
             else:
                 self._add_record(done.crawler, done.unit, record)
 
+    def add_failed_unit(self, done: UnitDone, error: CrawlError) -> None:
+        """Buffer a unit that failed: its error row, and its fingerprint marked ``failed``.
+
+        The unit's earlier records stay (the last good reading is not lost to a corrupt copy).
+        """
+        self.failed_units.append(done)
+        self.add_error(done.crawler, done.unit, error)
+
     def _add_record(self, crawler: str, unit: str, record: Any) -> None:
         table = _TABLE_OF[type(record)]
         row = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
@@ -141,7 +151,7 @@ class BatchWriter:
 
     def flush(self) -> None:
         """Write everything buffered in one transaction."""
-        if not self._buffered and not self.units:
+        if not self._buffered and not self.units and not self.failed_units:
             return
         with self.catalog.connect() as con:
             con.execute("BEGIN TRANSACTION")
@@ -154,17 +164,27 @@ class BatchWriter:
         self.files.clear()
         self.symlinks.clear()
         self.units.clear()
+        self.failed_units.clear()
         self.records.clear()
         self._buffered = 0
 
+    def _unit_rows(self, units: list[UnitDone], status: str) -> pa.Table:
+        return pa.Table.from_pylist(
+            [{"root": self.root, "crawler": u.crawler, "unit": u.unit, "is_dir": u.is_dir,
+              "fingerprint": u.fingerprint, "crawler_version": u.crawler_version, "crawl_id": self.crawl_id,
+              "crawled_at": self.now, "deleted_at": None, "status": status} for u in units],
+            schema=UNIT_SCHEMA,
+        )
+
     def _write(self, con: duckdb.DuckDBPyConnection) -> None:
+        if self.failed_units:
+            con.register("failed_units", self._unit_rows(self.failed_units, "failed"))
+            con.execute("DELETE FROM units t USING failed_units d "
+                        "WHERE t.root = d.root AND t.crawler = d.crawler AND t.unit = d.unit")
+            con.execute("INSERT INTO units BY NAME SELECT * FROM failed_units")
+            con.unregister("failed_units")
         if self.units:
-            done = pa.Table.from_pylist(
-                [{"root": self.root, "crawler": u.crawler, "unit": u.unit, "is_dir": u.is_dir,
-                  "fingerprint": u.fingerprint, "crawler_version": u.crawler_version, "crawl_id": self.crawl_id,
-                  "crawled_at": self.now, "deleted_at": None} for u in self.units],
-                schema=UNIT_SCHEMA,
-            )
+            done = self._unit_rows(self.units, "ok")
             con.register("done_units", done)
             for table in _SCHEMAS:
                 if table == schema.ERRORS_TABLE:

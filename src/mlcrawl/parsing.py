@@ -1,4 +1,8 @@
-"""Helpers shared by the built-in crawlers: safe YAML/JSON loading, flattening, conversions."""
+"""Decoding values from crawled documents: safe YAML/JSON loading, flattening, conversions.
+
+Part of the plugin API (``mlcrawl.api``): every crawler, built-in or third-party, uses these
+instead of writing its own.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import yaml
-
 
 # libyaml's C parser is ~7x faster; its constructor is still the safe Python one.
 _BaseSafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
