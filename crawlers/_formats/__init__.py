@@ -1,0 +1,1 @@
+"""Private pure decoders of file formats, shared by the crawlers (never a crawler themselves)."""
