@@ -69,21 +69,12 @@ class RunFacts:
     dir: str | None
 
 
-_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
-
-
 def load_meta_yaml(data: bytes) -> Any:
-    """Parse an MLflow ``meta.yaml`` (written by ``yaml.safe_dump``) with libyaml when present.
+    """Parse an MLflow ``meta.yaml`` (written by ``yaml.safe_dump``).
 
-    A store holds one meta.yaml per run and experiment; the pure-Python loader spent a quarter
-    of a crawl on them.  libyaml's safe loader constructs nothing either; a file with tags it
-    refuses falls back to ``load_yaml``, which reads such tags as plain data.
+    The core's loader is libyaml's safe loader when present (a store holds one meta.yaml per
+    run and experiment) and bounds alias expansion.
     """
-    if _FAST_LOADER is not None:
-        try:
-            return yaml.load(data, Loader=_FAST_LOADER)  # noqa: S506 - CSafeLoader is safe
-        except yaml.constructor.ConstructorError:
-            pass
     return load_yaml(data)
 
 
@@ -237,7 +228,7 @@ def read_mlmodel(path: Path, ctx: CrawlContext) -> dict[str, Any] | None:
     """Flavors, signature and ids from an ``MLmodel`` file; None (with a warning) if unreadable."""
     try:
         data = load_yaml(ctx.read_bytes(path))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (OSError, ValueError, yaml.YAMLError) as exc:
         ctx.warn(f"MLmodel cannot be read as YAML: {exc}", path)
         return None
     if not isinstance(data, dict):

@@ -162,7 +162,7 @@ def read_experiment_meta(exp_dir: Path, ctx: CrawlContext) -> dict:
     except FileNotFoundError:
         ctx.warn("experiment folder has no meta.yaml; experiment name unknown", exp_dir)
         return {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (OSError, ValueError, yaml.YAMLError) as exc:
         ctx.warn(f"experiment meta.yaml cannot be read: {exc}", path)
         return {}
     return data if isinstance(data, dict) else {}
@@ -340,7 +340,7 @@ def read_meta(folder: Path, ctx: CrawlContext) -> dict:
         raise FileNotFoundError(f"MLflow folder {ctx.relpath(folder)} has no meta.yaml")
     try:
         data = load_meta_yaml(ctx.read_bytes(path))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (ValueError, yaml.YAMLError) as exc:
         raise ValueError(f"{ctx.relpath(path)} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ValueError(f"{ctx.relpath(path)} is not a YAML mapping (got {type(data).__name__})")
@@ -351,7 +351,7 @@ def read_yaml_mapping(path: Path, ctx: CrawlContext) -> dict | None:
     """A small YAML mapping, or None with a warning when it is missing or broken."""
     try:
         data = load_meta_yaml(ctx.read_bytes(path))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (OSError, ValueError, yaml.YAMLError) as exc:
         ctx.warn(f"cannot read {path.name}: {exc}", path)
         return None
     if not isinstance(data, dict):

@@ -39,25 +39,101 @@ _SafeLoader.add_multi_constructor("!", _construct_unknown)
 _SafeLoader.add_multi_constructor("tag:yaml.org,2002:python/", _construct_unknown)
 
 
-def load_yaml(text: str | bytes) -> Any:
-    """Parse YAML with a safe loader; Python-object tags are read as data, never constructed."""
-    return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - _SafeLoader subclasses SafeLoader
+#: Nodes a YAML document may expand to through its aliases.  Aliases share one object, so
+#: loading a "billion laughs" is cheap; everything after it (flattening, JSON text, rows) walks
+#: the expansion, 10^9 nodes.  Real configs with anchors stay far below this.
+YAML_EXPANSION_LIMIT = 1_000_000
+
+
+class DocumentTooComplex(ValueError):
+    """A document whose nesting or alias expansion is beyond what any tool writes."""
+
+
+def load_yaml(text: str | bytes, expansion_limit: int = YAML_EXPANSION_LIMIT) -> Any:
+    """Parse YAML with a safe loader; Python-object tags are read as data, never constructed.
+
+    A document whose aliases expand past ``expansion_limit`` nodes, or that refers to itself,
+    raises DocumentTooComplex (a ValueError) before anything walks it.
+    """
+    loader = _SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        # Expansion needs an alias, and an alias needs a "*": plain documents skip the count.
+        if (b"*" if isinstance(text, bytes) else "*") in text:
+            _check_expansion(node, expansion_limit)
+        return loader.construct_document(node)
+    except RecursionError:
+        # The pure-Python parser (no libyaml) recurses per nesting level.
+        raise DocumentTooComplex("YAML nested too deeply to read") from None
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(root: yaml.Node, limit: int) -> None:
+    """Raise unless the node graph, with every alias expanded, stays within ``limit`` nodes.
+
+    Iterative post-order over the graph with the expanded size of each node memoised, so a
+    DAG of shared aliases costs its unique nodes, not its expansion.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            total = 1 + sum(sizes[id(child)] for child in _children(node))
+            if total > limit:
+                raise DocumentTooComplex(f"YAML aliases expand to more than {limit:,} nodes (an alias bomb?)")
+            sizes[key] = total
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise DocumentTooComplex("YAML alias refers to a node that contains it (a recursive document)")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def load_json(text: str | bytes) -> Any:
-    """Parse JSON, accepting the NaN/Infinity literals Python's json writes."""
-    return json.loads(text)
+    """Parse JSON, accepting the NaN/Infinity literals Python's json writes.
+
+    A document nested deeper than the interpreter's recursion limit raises DocumentTooComplex
+    (a ValueError, like any other unreadable JSON).
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise DocumentTooComplex("JSON nested too deeply to read") from None
 
 
 def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Yield ``(dotted.key, leaf)`` pairs of nested mappings; lists stay whole leaves."""
-    if isinstance(value, Mapping):
-        if not value and prefix:
-            yield prefix, value
-        for key, child in value.items():
-            yield from flatten(child, f"{prefix}.{key}" if prefix else str(key))
-    else:
-        yield prefix, value
+    """Yield ``(dotted.key, leaf)`` pairs of nested mappings in document order; lists stay whole leaves.
+
+    Iterative, so no nesting depth makes it recurse.
+    """
+    stack: list[tuple[str, Any]] = [(prefix, value)]
+    while stack:
+        where, item = stack.pop()
+        if not isinstance(item, Mapping):
+            yield where, item
+            continue
+        if not item and where:
+            yield where, item
+        children = [(f"{where}.{key}" if where else str(key), child) for key, child in item.items()]
+        stack.extend(reversed(children))
 
 
 def to_text(value: Any) -> str | None:
