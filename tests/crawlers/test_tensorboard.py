@@ -10,13 +10,8 @@ from pathlib import Path
 
 import pytest
 from conftest import crawl_unit
-from mlcrawl.crawlers.tensorboard import (
-    TensorboardCrawler,
-    crc32c,
-    masked_crc32c,
-    read_hparams,
-    read_scalars,
-)
+from mlcrawl.crawlers._formats.tfevents import crc32c, masked_crc32c, read_hparams, read_scalars
+from mlcrawl.crawlers.tensorboard import TensorboardCrawler
 
 from mlcrawl.crawler import CrawlContext
 from mlcrawl.parsing import to_text
