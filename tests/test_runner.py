@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from helpers import crawl, make_tree, rows
 
-import mlcrawl.runner as runner_mod
+import mlcrawl.hashing as hashing_mod
 from mlcrawl.api import BaseCrawler, Claims, Metric, Param, Run
 from mlcrawl.catalog import Catalog
 from mlcrawl.config import Job
@@ -135,7 +135,7 @@ def test_file_vanishing_before_hashing(tree, tmp_path, monkeypatch):
             os.unlink(path)
         return hash_file(path, *args, **kw)
 
-    monkeypatch.setattr(runner_mod, "hash_file", vanish)
+    monkeypatch.setattr(hashing_mod, "hash_file", vanish)
     db = tmp_path / "c.duckdb"
     summary = crawl(tree, db, crawlers=[])
     assert summary.files_seen == 5
@@ -149,7 +149,7 @@ def test_file_growing_while_hashed(tree, tmp_path, monkeypatch):
                 f.write("5,6\n")
         return hash_file(path, *args, **kw)
 
-    monkeypatch.setattr(runner_mod, "hash_file", grow)
+    monkeypatch.setattr(hashing_mod, "hash_file", grow)
     db = tmp_path / "c.duckdb"
     crawl(tree, db, crawlers=[])
     assert rows(db, "SELECT sha256, hash_note FROM files WHERE path = 'data/train.csv'") == [(None, "changed while hashing")]

@@ -98,12 +98,10 @@ def test_dir_enter_lists_names(tmp_path):
 
 def test_unreadable_file_and_folder_injected(tmp_path, monkeypatch):
     """Root reads through chmod 000, so the permission failures are injected at the OS calls."""
-    import builtins
-
     import mlcrawl.hashing as hashing
 
     root = make_tree(tmp_path / "root", {"ok.txt": "fine", "secret.txt": "no", "closed/inner.txt": "no"})
-    real_scandir, real_open = os.scandir, builtins.open
+    real_scandir, real_open = os.scandir, hashing.open_binary
 
     def scandir(path):
         if os.fspath(path).endswith("closed"):
@@ -116,7 +114,7 @@ def test_unreadable_file_and_folder_injected(tmp_path, monkeypatch):
         return real_open(path, *args, **kw)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    monkeypatch.setattr(hashing, "open", fake_open, raising=False)
+    monkeypatch.setattr(hashing, "open_binary", fake_open)
     db = tmp_path / "c.duckdb"
     summary = crawl(root, db, crawlers=[])
     monkeypatch.undo()

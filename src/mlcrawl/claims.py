@@ -53,6 +53,10 @@ class ClaimMatcher:
             return []
         return self._arbitrate([(c, p) for c, p in candidates if self._ask(c, path, lambda c=c: c.match(Path(path), False))])
 
+    def refine_file(self, crawler: BaseCrawler, path: str) -> bool:
+        """Ask ``crawler.match`` about a file whose name it claims (False once it has raised)."""
+        return crawler.name not in self.disabled and self._ask(crawler, path, lambda: crawler.match(Path(path), False))
+
     def for_folder(self, path: str, names: frozenset[str]) -> list[BaseCrawler]:
         """The crawlers that own the folder at ``path`` whose entries are ``names``."""
         folder_name = path.rsplit("/", 1)[-1]

@@ -11,6 +11,8 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from .fileaccess import open_binary
+
 CHUNK = 1 << 20
 INLINE_LIMIT = 1 << 20
 # Contents up to this size are kept for the crawler that claimed the file, so it is read once.
@@ -40,7 +42,7 @@ def hash_file(path: str, size: int, mtime_ns: int, want_md5: bool = False, keep:
     total = 0
     kept: list[bytes] | None = [] if keep and size <= KEEP_LIMIT else None
     try:
-        with open(path, "rb") as f:
+        with open_binary(path) as f:  # O_NOFOLLOW|O_NONBLOCK: a FIFO swapped in never blocks
             while chunk := f.read(CHUNK if size > INLINE_LIMIT else max(size + 1, 1)):
                 sha.update(chunk)
                 if md5 is not None:
@@ -56,16 +58,39 @@ def hash_file(path: str, size: int, mtime_ns: int, want_md5: bool = False, keep:
     return Digest(sha.hexdigest(), md5.hexdigest() if md5 else None, total, changed, data)
 
 
+def _hash_many(items: list[tuple[str, int, int, bool, bool]]) -> list[Digest]:
+    return [hash_file(*item) for item in items]
+
+
 class HashPool:
     """A bounded thread pool for large files; use as a context manager."""
 
     def __init__(self, threads: int) -> None:
         self._executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="mlcrawl-hash")
         self.capacity = max(1, threads) * 4
+        self.threads = max(1, threads)
 
     def submit(self, path: str, size: int, mtime_ns: int, want_md5: bool, keep: bool) -> Future[Digest]:
         """Hash one file in the pool."""
         return self._executor.submit(hash_file, path, size, mtime_ns, want_md5, keep)
+
+    def map_batch(self, items: list[tuple[str, int, int, bool, bool]]) -> list[Digest]:
+        """Hash many files, in order: large files one future each, small ones in a few chunks."""
+        futures: list[Future[list[Digest]]] = []
+        small: list[tuple] = []
+        order: list[tuple[int, int]] = []  # (future index, position within its chunk)
+        chunk = max(1, len(items) // self.threads)
+        for item in items:
+            if item[1] > INLINE_LIMIT:
+                order.append((len(futures), 0))
+                futures.append(self._executor.submit(_hash_many, [item]))
+                continue
+            small.append(item)
+            order.append((-1, len(small) - 1))
+        small_futures = [self._executor.submit(_hash_many, small[i:i + chunk]) for i in range(0, len(small), chunk)]
+        results = [f.result() for f in futures]
+        small_results = [d for f in small_futures for d in f.result()]
+        return [results[i][0] if i >= 0 else small_results[j] for i, j in order]
 
     def __enter__(self) -> HashPool:
         return self

@@ -94,6 +94,8 @@ class WalkRules:
 
     def excluded(self, rel: str, is_dir: bool) -> bool:
         """True when a config exclude glob or a default sub-path ignore matches."""
+        if not is_dir and not self.exclude:
+            return False  # the default ignores name folders only: no per-file cost without globs
         return self._exclude.match_file(rel + "/" if is_dir else rel)
 
     def included(self, rel: str) -> bool:
@@ -122,6 +124,17 @@ def _join(rel: str, name: str) -> str:
 
 
 @dataclass
+class _Frame:
+    """One folder being walked: its remaining entries and what to undo when it is done."""
+
+    path: str
+    rel: str
+    dir_id: tuple[int, int]
+    entries: Iterator[tuple[os.DirEntry, str, bool, bool]]
+    ignore_depth: int
+
+
+@dataclass
 class _Walker:
     root: str
     rules: WalkRules
@@ -131,13 +144,25 @@ class _Walker:
     active_dirs: set[tuple[int, int]] = field(default_factory=set)
 
     def walk(self) -> Iterator[WalkEvent]:
+        # An explicit stack, never recursion: a tree 10,000 folders deep is a tree like any other.
         self.real_root = os.path.realpath(self.root)
         try:
             st = os.stat(self.root)
         except OSError as exc:
             yield WalkProblem(".", "unreadable_root", f"cannot read crawl root: {exc.strerror or exc}")
             return
-        yield from self._walk_dir(self.root, "", (st.st_dev, st.st_ino))
+        stack: list[_Frame] = []
+        yield from self._enter(stack, self.root, "", (st.st_dev, st.st_ino))
+        while stack:
+            frame = stack[-1]
+            item = next(frame.entries, None)
+            if item is None:
+                stack.pop()
+                self.active_dirs.discard(frame.dir_id)
+                del self.ignore_stack[frame.ignore_depth:]
+                yield DirExit(frame.path, frame.rel or ".")
+                continue
+            yield from self._entry(stack, frame.rel, *item)
 
     def _ignored_by_files(self, rel: str, is_dir: bool) -> bool:
         for base, spec in self.ignore_stack:
@@ -156,13 +181,15 @@ class _Walker:
             return WalkProblem(rel or ".", type(exc).__name__, f"cannot list folder: {exc.strerror or exc}")
 
     def _load_ignore_file(self, path: str, rel: str) -> Iterator[WalkEvent]:
+        from .fileaccess import read_bounded
+
         try:
-            with open(os.path.join(path, IGNORE_FILE), encoding="utf-8", errors="replace") as f:
-                self.ignore_stack.append((rel, pathspec.GitIgnoreSpec.from_lines(f)))
+            text = read_bounded(os.path.join(path, IGNORE_FILE), 1 << 20).decode("utf-8", "replace")
+            self.ignore_stack.append((rel, pathspec.GitIgnoreSpec.from_lines(text.splitlines())))
         except (OSError, ValueError) as exc:
             yield WalkProblem(_join(rel, IGNORE_FILE), "bad_ignore_file", f"ignored: {exc}", "warning")
 
-    def _walk_dir(self, path: str, rel: str, dir_id: tuple[int, int]) -> Iterator[WalkEvent]:
+    def _enter(self, stack: list[_Frame], path: str, rel: str, dir_id: tuple[int, int]) -> Iterator[WalkEvent]:
         entries = self._list(path, rel)
         if isinstance(entries, WalkProblem):
             yield entries
@@ -170,20 +197,14 @@ class _Walker:
         names = {e.name for e in entries}
         if rel and names & ENVIRONMENT_MARKERS:
             return
-        pushed = self.rules.use_ignore_files and IGNORE_FILE in names
         depth = len(self.ignore_stack)
-        if pushed:
+        if self.rules.use_ignore_files and IGNORE_FILE in names:
             yield from self._load_ignore_file(path, rel)
         self.active_dirs.add(dir_id)
         yield DirEnter(path, rel or ".", frozenset(display_name(n) for n in names))
-        try:
-            yield from self._walk_entries(path, rel, entries)
-        finally:
-            self.active_dirs.discard(dir_id)
-            del self.ignore_stack[depth:]
-        yield DirExit(path, rel or ".")
+        stack.append(_Frame(path, rel, dir_id, iter(self._sorted(entries)), depth))
 
-    def _walk_entries(self, path: str, rel: str, entries: list[os.DirEntry]) -> Iterator[WalkEvent]:
+    def _sorted(self, entries: list[os.DirEntry]) -> list[tuple[os.DirEntry, str, bool, bool]]:
         typed = []
         for entry in entries:
             try:
@@ -194,26 +215,28 @@ class _Walker:
             sorts_as_dir = is_dir or (is_link and self.rules.follow_symlinks and _is_dir_target(entry))
             typed.append((display_name(entry.name) + ("/" if sorts_as_dir else ""), entry, is_link, is_dir))
         typed.sort(key=lambda t: t[0])
-        for _, entry, is_link, is_dir in typed:
-            name = display_name(entry.name)
-            child_rel = _join(rel, name)
-            if name != entry.name:
-                yield WalkProblem(child_rel, "non_utf8_name", "name is not valid UTF-8; stored with \\x escapes", "warning")
-            if (is_dir and name in self.rules.ignored_names) or self.rules.excluded(child_rel, is_dir):
-                continue
-            if self.ignore_stack and self._ignored_by_files(child_rel, is_dir):
-                continue
-            if is_link:
-                yield from self._symlink(entry, child_rel)
-            elif is_dir:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError as exc:
-                    yield WalkProblem(child_rel, type(exc).__name__, f"cannot stat folder: {exc.strerror or exc}")
-                    continue
-                yield from self._walk_dir(entry.path, child_rel, (st.st_dev, st.st_ino))
-            else:
-                yield from self._file(entry.path, child_rel, lambda e=entry: e.stat(follow_symlinks=False))
+        return [(entry, key.rstrip("/") if key.endswith("/") else key, is_link, is_dir) for key, entry, is_link, is_dir in typed]
+
+    def _entry(self, stack: list[_Frame], rel: str, entry: os.DirEntry, name: str, is_link: bool,
+               is_dir: bool) -> Iterator[WalkEvent]:
+        child_rel = _join(rel, name)
+        if name != entry.name:
+            yield WalkProblem(child_rel, "non_utf8_name", "name is not valid UTF-8; stored with \\x escapes", "warning")
+        if (is_dir and name in self.rules.ignored_names) or self.rules.excluded(child_rel, is_dir):
+            return
+        if self.ignore_stack and self._ignored_by_files(child_rel, is_dir):
+            return
+        if is_link:
+            yield from self._symlink(stack, entry, child_rel)
+        elif is_dir:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                yield WalkProblem(child_rel, type(exc).__name__, f"cannot stat folder: {exc.strerror or exc}")
+                return
+            yield from self._enter(stack, entry.path, child_rel, (st.st_dev, st.st_ino))
+        else:
+            yield from self._file(entry.path, child_rel, lambda e=entry: e.stat(follow_symlinks=False))
 
     def _file(self, path: str, rel: str, do_stat: Callable[[], os.stat_result]) -> Iterator[WalkEvent]:
         if not self.rules.included(rel):
@@ -228,11 +251,14 @@ class _Walker:
             return
         if stat_mod.S_ISREG(st.st_mode):
             yield FileEntry(path, rel, st)
+        else:
+            kind = "special_file"
+            yield WalkProblem(rel, kind, "not a regular file (FIFO, device or socket); not read", "warning")
 
     def _inside_root(self, real: str) -> bool:
         return real == self.real_root or real.startswith(self.real_root.rstrip(os.sep) + os.sep)
 
-    def _symlink(self, entry: os.DirEntry, rel: str) -> Iterator[WalkEvent]:
+    def _symlink(self, stack: list[_Frame], entry: os.DirEntry, rel: str) -> Iterator[WalkEvent]:
         try:
             target = os.readlink(entry.path)
         except OSError as exc:
@@ -256,7 +282,7 @@ class _Walker:
                 yield SymlinkEntry(rel, display_name(target), inside, broken=False)
                 yield WalkProblem(rel, "symlink_loop", f"symlink to {display_name(target)!r} loops back into its own parents; not followed", "warning")
                 return
-            yield from self._walk_dir(entry.path, rel, (st.st_dev, st.st_ino))
+            yield from self._enter(stack, entry.path, rel, (st.st_dev, st.st_ino))
         else:
             yield from self._file(entry.path, rel, lambda: st)
 

@@ -1,0 +1,133 @@
+"""Crawl sessions in the catalog: the crawls row, the set-based stat diff, deletions, unit state.
+
+The walk hands over one Arrow table of stat rows per root; DuckDB compares it with ``files`` in
+one join (new, changed, unchanged, deleted), so an unchanged file costs no Python work at all.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from .. import __version__
+
+#: Stat rows of one root's walk, in walk order.
+WALK_SCHEMA = pa.schema([
+    ("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("inode", pa.int64()),
+    ("uid", pa.int64()), ("want_md5", pa.bool_()),
+])
+
+
+@dataclass(frozen=True)
+class StatDiff:
+    """What the walk found compared with the catalog.
+
+    ``todo`` holds the new and changed rows (plus the catalog's first_seen); ``known`` maps every
+    unchanged path to its stored sha256; ``gone`` lists paths no longer there.
+    """
+
+    todo: pa.Table
+    known: dict[str, str]
+    gone: list[str]
+    unchanged: int
+    present_before: int
+
+
+def start_crawl(con: duckdb.DuckDBPyConnection, job: str, kind: str, roots: list[str], now: datetime) -> int:
+    """Insert a ``running`` crawls row and return its id; a crawl left ``running`` was killed."""
+    # The caller holds the crawl lock, so any other crawl still "running" died.
+    con.execute("UPDATE crawls SET status = 'interrupted' WHERE status = 'running'")
+    crawl_id = con.execute("SELECT coalesce(max(crawl_id), 0) + 1 FROM crawls").fetchall()[0][0]
+    con.execute(
+        "INSERT INTO crawls (crawl_id, job, kind, roots, started_at, status, version, pid, host) "
+        "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+        [crawl_id, job, kind, roots, now, __version__, os.getpid(), socket.gethostname()],
+    )
+    return crawl_id
+
+
+def finish_crawl(con: duckdb.DuckDBPyConnection, crawl_id: int, counts: dict) -> None:
+    """Store the final status and counts of a crawl."""
+    assignments = ", ".join(f"{k} = ?" for k in counts)
+    con.execute(f"UPDATE crawls SET {assignments} WHERE crawl_id = ?", [*counts.values(), crawl_id])
+
+
+def diff_stats(con: duckdb.DuckDBPyConnection, root: str, walked: pa.Table) -> StatDiff:
+    """Compare the walk's stat rows with the catalog's files of ``root``, in one join."""
+    con.register("walked", walked)
+    try:
+        todo = con.sql("""
+            SELECT w.path, w.size, w.mtime_ns, w.inode, w.uid, w.want_md5,
+                   f.first_seen, f.path IS NOT NULL AND f.deleted_at IS NULL AS existed
+            FROM walked w LEFT JOIN files f ON f.root = ? AND f.path = w.path
+            WHERE f.path IS NULL OR f.deleted_at IS NOT NULL OR f.size <> w.size OR f.mtime_ns <> w.mtime_ns
+               OR f.inode <> w.inode OR (f.sha256 IS NULL AND f.hash_note IS NULL)
+               OR (w.want_md5 AND f.md5 IS NULL AND f.sha256 IS NOT NULL)""", params=[root]).to_arrow_table()
+        changed = set(todo.column("path").to_pylist())
+        known_rows = con.execute("""
+            SELECT f.path, f.sha256 FROM files f SEMI JOIN walked w ON f.path = w.path
+            WHERE f.root = ? AND f.deleted_at IS NULL AND f.sha256 IS NOT NULL""", [root]).fetchall()
+        gone = [r[0] for r in con.execute("""
+            SELECT f.path FROM files f ANTI JOIN walked w ON f.path = w.path
+            WHERE f.root = ? AND f.deleted_at IS NULL""", [root]).fetchall()]
+        present = con.execute("SELECT count(*) FROM files WHERE root = ? AND deleted_at IS NULL", [root]).fetchall()[0][0]
+    finally:
+        con.unregister("walked")
+    known = {p: s for p, s in known_rows if p not in changed}
+    return StatDiff(todo, known, gone, walked.num_rows - todo.num_rows, present)
+
+
+def mark_deleted(con: duckdb.DuckDBPyConnection, root: str, paths: list[str], now: datetime) -> None:
+    """Set ``deleted_at`` on the files of ``root`` at ``paths`` (their rows and versions stay)."""
+    con.register("gone_paths", pa.table({"path": pa.array(paths, pa.string())}))
+    try:
+        con.execute("UPDATE files SET deleted_at = ? WHERE root = ? AND deleted_at IS NULL "
+                    "AND path IN (SELECT path FROM gone_paths)", [now, root])
+    finally:
+        con.unregister("gone_paths")
+
+
+def touch_present(con: duckdb.DuckDBPyConnection, root: str, now: datetime) -> None:
+    """Everything still present was seen now: files, their current versions, symlinks not met are gone."""
+    con.execute("UPDATE files SET last_seen = ? WHERE root = ? AND deleted_at IS NULL AND last_seen < ?",
+                [now, root, now])
+    con.execute("""UPDATE file_versions v SET last_seen = f.last_seen FROM files f
+                   WHERE f.root = ? AND f.deleted_at IS NULL AND v.root = f.root AND v.path = f.path
+                     AND v.sha256 = f.sha256 AND v.last_seen < f.last_seen""", [root])
+    con.execute("UPDATE symlinks SET deleted_at = ? WHERE root = ? AND deleted_at IS NULL AND last_seen < ?",
+                [now, root, now])
+
+
+def unit_state(con: duckdb.DuckDBPyConnection, root: str, only_ok: bool,
+               folders: bool = False) -> dict[tuple[str, str], tuple[str, int]]:
+    """(crawler, unit) -> (fingerprint, crawler version) of the live (folder) units of ``root``."""
+    sql = "SELECT crawler, unit, fingerprint, crawler_version FROM units WHERE root = ? AND deleted_at IS NULL"
+    if folders:
+        sql += " AND is_dir"
+    if only_ok:
+        sql += " AND status = 'ok'"
+    return {(c, u): (fp, v) for c, u, fp, v in con.execute(sql, [root]).fetchall()}
+
+
+def retire_units(con: duckdb.DuckDBPyConnection, root: str, crawlers: set[str], seen_folders: set[tuple[str, str]],
+                 gone: list[str], now: datetime) -> None:
+    """Units of ``crawlers`` whose folder was not claimed this time or whose file is gone keep
+    their rows, marked ``deleted_at``."""
+    seen = pa.table({"crawler": pa.array([c for c, _ in seen_folders], pa.string()),
+                     "unit": pa.array([u for _, u in seen_folders], pa.string())})
+    con.register("seen_folders", seen)
+    con.register("gone_paths", pa.table({"path": pa.array(gone, pa.string())}))
+    con.register("running", pa.table({"crawler": pa.array(sorted(crawlers), pa.string())}))
+    try:
+        con.execute("""UPDATE units SET deleted_at = ?
+                       WHERE root = ? AND deleted_at IS NULL AND crawler IN (SELECT crawler FROM running)
+                         AND ((is_dir AND (crawler, unit) NOT IN (SELECT (crawler, unit) FROM seen_folders))
+                              OR (NOT is_dir AND unit IN (SELECT path FROM gone_paths)))""", [now, root])
+    finally:
+        for name in ("seen_folders", "gone_paths", "running"):
+            con.unregister(name)

@@ -1,0 +1,397 @@
+"""Crawling one root: walk to stat columns, diff in DuckDB, hash what changed, run the units.
+
+    walk (scandir, one pass) ──▶ stat columns ──▶ one DuckDB join with `files` ──▶ new / changed
+         │                                          unchanged: no Python work    │
+         └─ folder listings ─▶ folder claims ─▶ fingerprints from the stat columns │
+                                                                                  ▼
+    file claims (SQL, by extension/name) ◀── candidates not up to date ◀── hash in batches (threads)
+         │                                                                        │
+         └────────────▶ guarded units (crawl, validate, redact) ─▶ BatchWriter ◀──┘
+
+A folder unit's fingerprint is a digest of the stat rows of its subtree, which the depth-first
+walk makes one contiguous slice of the columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pwd
+import re
+from array import array
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from fnmatch import translate
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from .catalog import crawls
+from .catalog.writer import BatchWriter, UnitDone
+from .claims import ClaimMatcher
+from .crawler import BaseCrawler, CrawlContext
+from .hashing import INLINE_LIMIT, Digest, HashPool
+from .kinds import classify
+from .records import CrawlError
+from .secrets import redact_record
+from .unitguard import time_limit
+from .validate import validate
+from .walk import DirEnter, DirExit, FileEntry, SymlinkEntry, WalkProblem, walk
+
+if TYPE_CHECKING:
+    from .runner import CrawlSummary, Runner
+
+#: Files hashed per batch handed to the thread pool (a future per small file costs more than its hash).
+HASH_BATCH = 256
+_SIMPLE_SUFFIX = re.compile(r"^\*(\.[^*?\[\]]+)$")
+
+
+@dataclass
+class _Folder:
+    path: str
+    rel: str
+    start: int
+    crawlers: list[BaseCrawler]
+
+
+@dataclass
+class _Walked:
+    """The walk of one root as columns (one entry per regular file, in depth-first order)."""
+
+    paths: list[str] = field(default_factory=list)
+    full: list[str] = field(default_factory=list)
+    sizes: array = field(default_factory=lambda: array("q"))
+    mtimes: array = field(default_factory=lambda: array("q"))
+    inodes: array = field(default_factory=lambda: array("q"))
+    uids: array = field(default_factory=lambda: array("q"))
+    md5: list[bool] = field(default_factory=list)
+    folders: list[tuple[_Folder, str]] = field(default_factory=list)  # (unit folder, fingerprint)
+
+    def table(self) -> pa.Table:
+        return pa.table([self.paths, pa.array(self.sizes, pa.int64()), pa.array(self.mtimes, pa.int64()),
+                         pa.array(self.inodes, pa.int64()), pa.array(self.uids, pa.int64()), self.md5],
+                        schema=crawls.WALK_SCHEMA)
+
+    def fingerprint(self, start: int, end: int) -> str:
+        digest = hashlib.sha1("\0".join(self.paths[start:end]).encode("utf-8", "surrogatepass"))
+        for column in (self.sizes, self.mtimes, self.inodes):
+            digest.update(column[start:end].tobytes())
+        return digest.hexdigest()
+
+
+def _owner(uid: int, cache: dict[int, str]) -> str:
+    if uid not in cache:
+        try:
+            cache[uid] = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            cache[uid] = str(uid)
+    return cache[uid]
+
+
+def _mtime(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def file_claim_rules(crawlers: list[BaseCrawler]) -> pa.Table:
+    """Each crawler's file globs as join rules: a lower-case suffix, an exact name, or a regex."""
+    rows: dict[str, list] = {"crawler": [], "priority": [], "version": [], "kind": [], "value": []}
+    for crawler in crawlers:
+        for glob in crawler.claims.files:
+            simple = _SIMPLE_SUFFIX.match(glob)
+            if simple:
+                kind, value = "suffix", simple.group(1).lower()
+            elif not any(c in glob for c in "*?["):
+                kind, value = "name", glob.lower()
+            else:
+                kind, value = "regex", "(?i)" + translate(glob).removeprefix("(?s:").removesuffix(")\\Z")
+            for key, v in zip(rows, (crawler.name, crawler.claims.file_priority, crawler.version, kind, value)):
+                rows[key].append(v)
+    return pa.table(rows, schema=pa.schema([("crawler", pa.string()), ("priority", pa.int64()),
+                                            ("version", pa.int64()), ("kind", pa.string()), ("value", pa.string())]))
+
+
+class RootCrawl:
+    """The state of crawling one root into one writer."""
+
+    def __init__(self, runner: Runner, root: str, writer: BatchWriter, summary: CrawlSummary) -> None:
+        self.runner = runner
+        self.job = runner.job
+        self.root = root
+        self.writer = writer
+        self.summary = summary
+        self.claims = ClaimMatcher(runner.crawlers, self._match_failed)
+        self.by_name = {c.name: c for c in runner.crawlers}
+        self.walked = _Walked()
+        self.known: dict[str, str] = {}
+        self.seen_units: set[tuple[str, str]] = set()
+        self.owners: dict[int, str] = {}
+
+    # -- the phases ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Walk, diff, hash, crawl units, then deletions; the writer is flushed at the end."""
+        self._walk()
+        with self.runner.catalog.connect() as con:
+            diff = crawls.diff_stats(con, self.root, self.walked.table())
+            folder_state = crawls.unit_state(con, self.root, only_ok=self.runner.retry_failed, folders=True)
+        self.known = diff.known
+        self.summary.files_unchanged += diff.unchanged
+        self.runner.progress("files", diff.unchanged)
+        with HashPool(self.job.threads) as pool:
+            self._hash_and_crawl_files(diff.todo, pool)
+        self._crawl_folders(folder_state)
+        self._finish(diff)
+
+    def _walk(self) -> None:
+        w = self.walked
+        open_folders: list[_Folder] = []
+        md5_depths: list[int] = []
+        depth = 0
+        want_md5 = self.job.md5 == "always"
+        for event in walk(self.root, self.runner.rules):
+            if type(event) is FileEntry:
+                st = event.stat
+                w.paths.append(event.rel)
+                w.full.append(event.path)
+                w.sizes.append(st.st_size)
+                w.mtimes.append(st.st_mtime_ns)
+                w.inodes.append(st.st_ino)
+                w.uids.append(st.st_uid)
+                w.md5.append(want_md5 or bool(md5_depths))
+            elif type(event) is DirEnter:
+                depth += 1
+                if self.job.md5 == "dvc" and ("dvc.yaml" in event.names or ".dvc" in event.names):
+                    md5_depths.append(depth)
+                claimed = self.claims.for_folder(event.path, event.names)
+                if claimed:
+                    open_folders.append(_Folder(event.path, event.rel, len(w.paths), claimed))
+            elif type(event) is DirExit:
+                if md5_depths and md5_depths[-1] == depth:
+                    md5_depths.pop()
+                depth -= 1
+                if open_folders and open_folders[-1].path == event.path:
+                    folder = open_folders.pop()
+                    w.folders.append((folder, w.fingerprint(folder.start, len(w.paths))))
+            elif type(event) is SymlinkEntry:
+                self.writer.add_symlink(event.rel, event.target, event.resolves_inside, event.broken)
+            elif type(event) is WalkProblem:
+                self.writer.add_error("walk", None, CrawlError(event.rel, event.error_type, event.message, event.severity))
+        self.summary.files_seen += len(w.paths)
+
+    # -- files --------------------------------------------------------------------------------
+
+    def _file_candidates(self, todo_paths: set[str]) -> dict[str, list[tuple[BaseCrawler, int, bool]]]:
+        """path -> [(crawler, priority, up to date)] for every path some claiming crawler must read."""
+        if not any(c.claims.files for c in self.runner.crawlers):
+            return {}
+        with self.runner.catalog.connect() as con:
+            con.register("walked", self.walked.table())
+            con.register("rules", file_claim_rules(self.runner.crawlers))
+            try:
+                rows = con.execute("""
+                    WITH w AS (
+                        SELECT path, size, mtime_ns, inode,
+                               lower(regexp_extract(path, '[^/]*$')) AS name FROM walked),
+                    cand AS (
+                        SELECT w.*, r.crawler, r.priority, r.version FROM w JOIN rules r
+                          ON r.kind = 'suffix' AND ends_with(w.name, r.value)
+                        UNION ALL
+                        SELECT w.*, r.crawler, r.priority, r.version FROM w JOIN rules r
+                          ON r.kind = 'name' AND w.name = r.value
+                        UNION ALL
+                        SELECT w.*, r.crawler, r.priority, r.version FROM w JOIN rules r
+                          ON r.kind = 'regex' AND regexp_full_match(w.name, r.value)),
+                    judged AS (
+                        SELECT c.path, c.crawler, c.priority,
+                               u.unit IS NOT NULL AND (NOT ? OR u.status = 'ok') AS current
+                        FROM cand c LEFT JOIN units u
+                          ON u.root = ? AND u.crawler = c.crawler AND u.unit = c.path AND u.deleted_at IS NULL
+                         AND u.crawler_version = c.version
+                         AND u.fingerprint = concat(c.size, ':', c.mtime_ns, ':', c.inode))
+                    SELECT path, list((crawler, priority, current)) FROM judged
+                    GROUP BY path HAVING bool_or(NOT current)
+                    UNION ALL  -- one row with no path: how many up-to-date units were not asked
+                    SELECT NULL, [(NULL::VARCHAR, count(*)::BIGINT, true)] FROM judged WHERE current""",
+                    [self.runner.retry_failed, self.root]).fetchall()
+            finally:
+                con.unregister("walked")
+                con.unregister("rules")
+        out = {}
+        for path, cands in rows:
+            if path is None:
+                self.summary.units_skipped += cands[0][1]
+            else:
+                out[path] = [(self.by_name[c], p, cur) for c, p, cur in cands]
+        return out
+
+    def _hash_and_crawl_files(self, todo: pa.Table, pool: HashPool) -> None:
+        todo_rows = todo.to_pylist()
+        candidates = self._file_candidates({r["path"] for r in todo_rows})
+        index = {p: i for i, p in enumerate(self.walked.paths)} if (todo_rows or candidates) else {}
+        # Changed files first: hash them in batches (each thread takes many files).
+        limit = self.job.max_hash_size
+        if limit is not None:
+            for row in [r for r in todo_rows if r["size"] > limit]:
+                self._record_file(row, None, None, f"not hashed: {row['size']} bytes > max_hash_size {limit}")
+            todo_rows = [r for r in todo_rows if r["size"] <= limit]
+        for start in range(0, len(todo_rows), HASH_BATCH):
+            batch = todo_rows[start:start + HASH_BATCH]
+            keep = [row["path"] in candidates and row["size"] <= INLINE_LIMIT for row in batch]
+            digests = pool.map_batch([(self.walked.full[index[r["path"]]], r["size"], r["mtime_ns"], r["want_md5"], k)
+                                      for r, k in zip(batch, keep)])
+            for row, digest in zip(batch, digests):
+                data = self._hashed(row, digest)
+                if row["path"] in candidates:
+                    self._crawl_file(row["path"], candidates.pop(row["path"]), data, index)
+            self.runner.progress("files", len(batch))
+        # Unchanged files whose unit is not up to date (a new crawler, a new crawler version).
+        for path, cands in candidates.items():
+            self._crawl_file(path, cands, None, index)
+
+    def _hashed(self, row: dict, digest: Digest) -> bytes | None:
+        rel = row["path"]
+        if digest.error is not None:
+            exc = digest.error
+            if isinstance(exc, FileNotFoundError):
+                self.writer.add_error("hash", None, CrawlError(rel, "vanished", "file disappeared before it could be hashed", "warning"))
+                self.summary.files_seen -= 1
+                return None
+            self.writer.add_error("hash", None, CrawlError(rel, type(exc).__name__, f"cannot read file: {_one_line(exc)}"))
+            self._record_file(row, None, None, f"unreadable: {getattr(exc, 'strerror', None) or exc}", final=False)
+            return None
+        self.summary.bytes_hashed += digest.size_read
+        if digest.changed:
+            self.writer.add_error("hash", None, CrawlError(
+                rel, "changed_while_hashing", "file changed while it was hashed; hash not stored, next crawl retries", "warning"))
+            self._record_file(row, None, None, "changed while hashing", final=False)
+            return None
+        self.known[rel] = digest.sha256
+        self._record_file(row, digest.sha256, digest.md5, None)
+        return digest.data
+
+    def _record_file(self, row: dict, sha256: str | None, md5: str | None, note: str | None, final: bool = True) -> None:
+        if row["existed"]:
+            self.summary.files_changed += 1
+        else:
+            self.summary.files_new += 1
+        kind, fmt = classify(row["path"])
+        now = self.writer.now
+        self.writer.add_file({
+            "root": self.root, "path": row["path"], "size": row["size"], "mtime": _mtime(row["mtime_ns"]),
+            # A hash that failed for a passing reason is retried: store a stat that cannot match.
+            "mtime_ns": row["mtime_ns"] if final else -1, "inode": row["inode"],
+            "owner": _owner(row["uid"], self.owners), "kind": kind, "format": fmt,
+            "sha256": sha256, "md5": md5, "hash_note": note,
+            "first_seen": row["first_seen"] or now, "last_seen": now, "deleted_at": None,
+            "crawl_id": self.summary.crawl_id,
+        })
+
+    def _crawl_file(self, rel: str, cands: list[tuple[BaseCrawler, int, bool]], data: bytes | None,
+                    index: dict[str, int]) -> None:
+        i = index[rel]
+        full = self.walked.full[i]
+        accepted = []
+        for crawler, priority, current in cands:
+            if crawler.name in self.claims.disabled:
+                continue
+            if current or self.claims.refine_file(crawler, full):
+                accepted.append((crawler, priority, current))
+        if not accepted:
+            return
+        top = max(p for _, p, _ in accepted)
+        fingerprint = f"{self.walked.sizes[i]}:{self.walked.mtimes[i]}:{self.walked.inodes[i]}"
+        sha = self.known.get(rel)
+        for crawler, priority, current in accepted:
+            if priority != top:
+                continue
+            if current:
+                continue  # counted with the up-to-date units of the claim query
+            self._run_unit(crawler, full, rel, False, fingerprint, {Path(full): sha} if sha else {},
+                           {Path(full): data} if data is not None else {})
+
+    # -- folders -------------------------------------------------------------------------------
+
+    def _crawl_folders(self, state: dict[tuple[str, str], tuple[str, int]]) -> None:
+        # Inner folders close first in the walk; crawl outer ones first like a reader would.
+        units = sorted(self.walked.folders, key=lambda item: item[0].rel.count("/") if item[0].rel != "." else -1)
+        rels = {folder.rel: folder for folder, _ in units}
+        for folder, fingerprint in units:
+            for crawler in folder.crawlers:
+                self.seen_units.add((crawler.name, folder.rel))
+                if state.get((crawler.name, folder.rel)) == (fingerprint, crawler.version):
+                    self.summary.units_skipped += 1
+                    continue
+                self._run_unit(crawler, folder.path, folder.rel, True, fingerprint, {}, {},
+                               enclosing=self._enclosing(folder.rel, rels))
+
+    def _enclosing(self, rel: str, rels: dict[str, _Folder]) -> tuple[tuple[str, Path], ...]:
+        chain = []
+        parts = rel.split("/") if rel != "." else []
+        for n in range(len(parts)):
+            parent = "/".join(parts[:n]) or "."
+            folder = rels.get(parent)
+            if folder is not None:
+                chain.extend((c.name, Path(folder.path)) for c in folder.crawlers)
+        return tuple(chain)
+
+    # -- units ---------------------------------------------------------------------------------
+
+    def _run_unit(self, crawler: BaseCrawler, path: str, rel: str, is_dir: bool, fingerprint: str,
+                  known: dict[Path, str], cached: dict[Path, bytes],
+                  enclosing: tuple[tuple[str, Path], ...] | None = None) -> None:
+        if enclosing is None:
+            enclosing = self._enclosing(rel, {f.rel: f for f, _ in self.walked.folders})
+        ctx = CrawlContext(
+            root=Path(self.root), unit=Path(path), options=self.runner.crawler_options[crawler.name],
+            known_hashes=known, cached_bytes=cached, lookup_sha256=self.known.get, enclosing=enclosing,
+            follow_symlinks=self.job.follow_symlinks,
+        )
+        done = UnitDone(crawler.name, rel, is_dir, fingerprint, crawler.version)
+        try:
+            # The whole pipeline is inside the guard: crawl, validate, redact.
+            with time_limit(self.runner.unit_seconds):
+                records = [redact_record(validate(r, crawler.name)) for r in crawler.crawl(Path(path), ctx)]
+        except (Exception, MemoryError, RecursionError) as exc:
+            # Stored as failed with its fingerprint: an unchanged bad file is not read (nor
+            # reported) again until it changes or --retry-failed.
+            self.summary.units_failed += 1
+            self.writer.add_failed_unit(done, CrawlError(rel, type(exc).__name__, _one_line(exc)))
+            return
+        self.summary.units_crawled += 1
+        self.writer.add_unit(done, records + ctx.warnings)
+
+    def _match_failed(self, crawler: BaseCrawler, path: str, exc: Exception) -> None:
+        rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+        self.writer.add_error(crawler.name, None, CrawlError(
+            rel, type(exc).__name__, f"match() raised {_one_line(exc)}; crawler disabled for the rest of this crawl"))
+
+    # -- deletions -----------------------------------------------------------------------------
+
+    def _finish(self, diff: crawls.StatDiff) -> None:
+        gone, before = len(diff.gone), diff.present_before
+        guard = self.job.delete_guard
+        emptied = not self.walked.paths
+        refused = gone and (emptied or (before and gone / before > guard)) and not self.runner.allow_mass_delete
+        if refused:
+            why = "the root is empty" if emptied else \
+                f"{gone} of {before} files ({gone / before:.0%}) would be marked deleted, over delete_guard {guard:.0%}"
+            self.writer.add_error("core", None, CrawlError(
+                ".", "mass_delete_guard",
+                f"nothing marked deleted: {why}; is the share unmounted? Re-run with --allow-mass-delete if the files are really gone"))
+        self.writer.flush()
+        now = self.writer.now
+        running = {c.name for c in self.runner.crawlers}
+        with self.runner.catalog.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            if gone and not refused:
+                self.summary.files_deleted += gone
+                crawls.mark_deleted(con, self.root, diff.gone, now)
+            crawls.touch_present(con, self.root, now)
+            if not refused:
+                crawls.retire_units(con, self.root, running, self.seen_units, diff.gone, now)
+            con.execute("COMMIT")
