@@ -1,68 +1,49 @@
-"""Generic crawler: loose JSON/YAML metric and parameter files, one run per folder.
+"""Generic crawler: loose JSON/YAML metric and parameter documents, read as run evidence.
 
-    <any folder>/                       -> Run  folder:<rel dir>  (source "generic")
-    ├── metrics.json  results.json  scores.json  eval_results.json
-    ├── <name>_metrics.json  <name>_results.json  metrics.yaml
-    │                                   -> Metric per numeric leaf (dotted key), Tag otherwise
-    ├── params.yaml  config.yaml  hparams.yaml  params.json   (.yml too)
-    │                                   -> Param per leaf (dotted key), origin = file name
-    └── metrics/<any>.json|.yaml        -> Metric / Tag, like metrics.json
+    <folder no crawler claims>/            -> Run  folder:<rel dir>  (source "generic")
+    ├── metrics.json  results.json  scores.json  eval_results.json  all_results.json
+    ├── <name>_metrics.json  <name>_results.json  metrics.yaml  metrics/<any>.json|.yaml
+    │                                      -> Metric per numeric leaf (dotted key), Tag otherwise
+    └── params.yaml  config.yaml  hparams.yaml  params.json   (.yml too)
+                                           -> Param per leaf (dotted key), origin = file name
 
-A list of numbers is a history: one Metric per item, ``step`` = its index.  A top-level list of
-objects is a history too: ``step`` from each object's ``step``/``global_step`` (else its index),
-``epoch`` from its ``epoch``.  Every file of a folder yields the same Run row (one per unit).
+Evidence before a run: a metrics document makes its folder a run; a parameter document only
+when outputs lie beside it (a metrics document, weights, checkpoints, logs, event files).  A
+lone ``config.yaml`` in a source tree is a configuration file, not a run.  Of the documents of
+one folder, only the first evidence document by name yields the Run row, so a run id is
+written once.
 
-Files other crawlers own are left alone: by name, anything under ``.hydra/`` (hydra), a
-``version_*/hparams.yaml`` (lightning) and a W&B run's ``files/config.yaml`` (wandb); at crawl
-time, a file whose folder is itself a unit of another crawler (a Sacred run, a Hydra job, an HF
-Trainer folder, a DVC project...) because that crawler reads the file in its own terms.
+Inside a run folder another crawler owns (``ctx.enclosing``):
+
+* directly in that folder: the owner reads its own folder (and uses the same reader,
+  ``_formats/documents.py``, for loose documents); nothing here;
+* deeper (``<run>/eval/results.json``): attached to the owner's run, whose id by the catalog's
+  convention is ``<crawler>:<rel folder>`` for the crawlers named in ``run_folder_crawlers``;
+  params get the path below the run folder as origin, each document an Artifact naming it.
+  Documents in hidden folders (tool bookkeeping such as ``.hydra/``) and ``config.yaml`` copies
+  below a run folder are the owner's and are left alone.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import yaml
+from mlcrawl.api import BaseCrawler, Claims, CrawlContext, Options, Record, Run
 
-from mlcrawl.api import (
-    BaseCrawler,
-    Claims,
-    CrawlContext,
-    Metric,
-    Options,
-    Param,
-    Record,
-    Run,
-    Tag,
-    flatten,
-    load_json,
-    load_yaml,
-    to_text,
-)
+from ._formats import documents
+from ._formats.documents import DEFAULT_MAX_BYTES, DOCUMENT_SUFFIXES, is_document, is_metric_file, is_param_file
 
-METRIC_NAMES = frozenset({"metrics.json", "results.json", "scores.json", "metrics.yaml", "metrics.yml"})
-METRIC_SUFFIXES = ("_metrics.json", "_results.json")
-METRICS_FOLDER = "metrics"
-PARAM_NAMES = frozenset(
-    {"params.yaml", "params.yml", "config.yaml", "config.yml", "hparams.yaml", "hparams.yml", "params.json"}
-)
-DOCUMENT_SUFFIXES = (".json", ".yaml", ".yml")
-
-_LIGHTNING_VERSION = re.compile(r"version_\d+")
-_WANDB_RUN = re.compile(r"(?:offline-)?run-\d{8}_\d{6}-\w+")
-_STEP_KEYS = ("step", "global_step")
-#: Metric files are small; a bigger one is more likely a data dump, and is refused.
-DEFAULT_MAX_BYTES = 32 << 20
-#: Leaves read from one file at most: YAML aliases can make a small file expand exponentially.
-MAX_LEAVES = 100_000
-#: A list or mapping leaf is kept as JSON text only up to this length.
-MAX_VALUE_CHARS = 1 << 16
+#: Sibling names that show a program wrote outputs here (so params beside them are a run's).
+OUTPUT_SUFFIXES = (".ckpt", ".pt", ".pth", ".safetensors", ".bin", ".h5", ".onnx", ".pkl", ".joblib",
+                   ".log", ".npz", ".npy", ".tfevents")
+OUTPUT_PREFIXES = ("events.out.tfevents", "checkpoint", "predictions")
+CONFIG_COPIES = frozenset({"config.yaml", "config.yml"})
+#: Folder crawlers whose unit is one run with id ``<crawler>:<rel folder>`` (see the docstring).
+DEFAULT_RUN_FOLDER_CRAWLERS = ("hydra", "lightning", "sacred", "tensorboard", "hf_trainer")
 
 
 @dataclass(frozen=True)
@@ -71,202 +52,91 @@ class GenericOptions(Options):
 
     max_bytes: int = DEFAULT_MAX_BYTES
     """a metrics/params document larger than this is refused with a warning"""
+    run_folder_crawlers: tuple = DEFAULT_RUN_FOLDER_CRAWLERS
+    """crawlers whose folder unit is a run ``<crawler>:<rel folder>``: documents below it join it"""
 
 
 class GenericCrawler(BaseCrawler):
-    """Metric and parameter files in any folder, attached to a run for that folder."""
+    """Metric and parameter documents: a run for their folder, or the run that owns it."""
 
     name: ClassVar[str] = "generic"
     claims = Claims(files=tuple("*" + s for s in DOCUMENT_SUFFIXES), file_priority=-10)
     Options = GenericOptions
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
 
     def match(self, path: Path, is_dir: bool) -> bool:
-        """Claim metric and parameter files by name; never folders."""
-        if is_dir or not path.name.endswith(DOCUMENT_SUFFIXES):
-            return False
-        if is_owned_by_name(path):
-            return False
-        return is_param_file(path) or is_metric_file(path)
+        """Claim metric and parameter documents by name; never folders."""
+        return not is_dir and is_document(path)
 
     def crawl(self, unit: Path, ctx: CrawlContext) -> Iterator[Record]:
-        """One Run for the file's folder, then its Params or its Metrics and Tags."""
-        if is_claimed_elsewhere(unit, ctx):
+        """The document's records for the run that owns its folder, or for a run of its own."""
+        owner = nearest_owner(unit, ctx)
+        if owner is not None:
+            yield from owned_document(unit, ctx, *owner)
             return
-        document = read_document(unit, ctx)
+        if not is_run_evidence(unit):
+            return  # a configuration file, not a run
         run = make_run(unit, ctx)
-        yield run
-        if is_param_file(unit):
-            yield from param_records(run.run_id, document, unit, ctx)
-        else:
-            yield from metric_records(run.run_id, document, unit, ctx)
+        if is_first_evidence(unit):
+            yield run
+        origin = unit.name
+        yield from documents.document_records(unit, ctx, run.run_id, origin)
 
 
-def is_param_file(path: Path) -> bool:
-    """True for params.yaml, config.yaml, hparams.yaml, params.json (and .yml spellings)."""
-    return path.name in PARAM_NAMES
-
-
-def is_metric_file(path: Path) -> bool:
-    """True for the well-known metric file names and for documents in a ``metrics/`` folder."""
-    name = path.name
-    return (
-        name in METRIC_NAMES
-        or (name.endswith(METRIC_SUFFIXES) and len(name) > len("_results.json"))
-        or (path.parent.name == METRICS_FOLDER and name.endswith(DOCUMENT_SUFFIXES))
-    )
-
-
-def is_owned_by_name(path: Path) -> bool:
-    """True when the path alone shows the file belongs to the hydra, lightning or wandb crawler."""
-    if ".hydra" in path.parts[:-1]:
-        return True
-    if path.name in ("hparams.yaml", "hparams.yml") and _LIGHTNING_VERSION.fullmatch(path.parent.name):
-        return True
-    return (
-        path.name in ("config.yaml", "config.yml")
-        and path.parent.name == "files"
-        and bool(_WANDB_RUN.fullmatch(path.parent.parent.name))
-    )
-
-
-def is_claimed_elsewhere(unit: Path, ctx: CrawlContext) -> bool:
-    """True when the file's own folder is a unit of another crawler, which reads it itself."""
+def nearest_owner(unit: Path, ctx: CrawlContext) -> tuple[str, Path] | None:
+    """The folder unit of another crawler the document belongs to: one whose folder is the
+    document's own (it reads its folder itself), else the innermost enclosing run folder."""
+    runs = tuple(ctx.options.get("run_folder_crawlers", DEFAULT_RUN_FOLDER_CRAWLERS) or ())
     parent = os.path.abspath(unit.parent)
-    return any(
-        crawler != GenericCrawler.name and os.path.abspath(folder) == parent
-        for crawler, folder in ctx.enclosing
-    )
+    others = [(name, Path(folder)) for name, folder in ctx.enclosing if name != GenericCrawler.name]
+    direct = [item for item in others if os.path.abspath(item[1]) == parent]
+    if direct:
+        return direct[-1]
+    run_folders = [item for item in others if item[0] in runs]
+    return max(run_folders, key=lambda item: len(os.path.abspath(item[1]))) if run_folders else None
 
 
-def read_document(path: Path, ctx: CrawlContext) -> Any:
-    """Parse the JSON or YAML file; raise a clear ValueError when it is too big or corrupt."""
-    rel = ctx.relpath(path)
-    limit = int(ctx.options.get("max_bytes", DEFAULT_MAX_BYTES))
-    size = ctx.size(path)
-    if size > limit:
-        raise ValueError(f"{rel}: {size} bytes is more than max_bytes={limit} for a metrics/params file")
+def owned_document(unit: Path, ctx: CrawlContext, crawler: str, folder: Path) -> Iterator[Record]:
+    """A document inside another crawler's folder: attached to its run when it lies below it."""
+    below = Path(os.path.relpath(unit, folder))
+    if len(below.parts) == 1:
+        return  # the owner reads its own folder
+    if any(part.startswith(".") for part in below.parts[:-1]) or unit.name in CONFIG_COPIES:
+        return
+    yield from documents.document_records(unit, ctx, f"{crawler}:{ctx.relpath(folder)}", below.as_posix())
+
+
+def is_run_evidence(path: Path) -> bool:
+    """A metrics document always; a parameter document only beside outputs."""
+    return is_metric_file(path) or (is_param_file(path) and has_outputs(path.parent))
+
+
+def has_outputs(folder: Path) -> bool:
+    """True when ``folder`` holds a metrics document or files a run writes."""
     try:
-        text = ctx.read_text(path)
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{rel}: not UTF-8 text ({exc})") from exc
-    if path.suffix == ".json":
-        try:
-            return load_json(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{rel}: not valid JSON: {exc}") from exc
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    for name in names:
+        if is_metric_file(folder / name) or name.endswith(OUTPUT_SUFFIXES) or name.startswith(OUTPUT_PREFIXES):
+            return True
+    return False
+
+
+def is_first_evidence(path: Path) -> bool:
+    """True for the first (by name) run-evidence document of its folder: it alone yields the Run."""
     try:
-        return load_yaml(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{rel}: not valid YAML: {exc}") from exc
+        names = sorted(n for n in os.listdir(path.parent) if is_document(path.parent / n))
+    except OSError:
+        return True
+    for name in names:
+        if is_run_evidence(path.parent / name) and (path.parent / name).is_file():
+            return name == path.name
+    return True
 
 
 def make_run(path: Path, ctx: CrawlContext) -> Run:
-    """The run of the file's folder; every file of one folder yields the same Run."""
+    """The run of the document's folder."""
     rel_dir = ctx.relpath(path.parent)
     name = None if rel_dir == "." else path.parent.name
     return Run(run_id=f"folder:{rel_dir}", source="generic", source_run_id=rel_dir, name=name, dir=rel_dir)
-
-
-def param_records(run_id: str, document: Any, path: Path, ctx: CrawlContext) -> Iterator[Param]:
-    """One Param per flattened leaf; the file name is the param's origin."""
-    if document is None:
-        return
-    if not isinstance(document, Mapping):
-        ctx.warn(f"parameter file holds a {type(document).__name__}, not a mapping; no params read", path)
-        return
-    for key, value in bounded_leaves(document, path, ctx):
-        text = bounded_text(value)
-        if text is None and value is not None:
-            ctx.warn(
-                f"value of {key!r} is longer than {MAX_VALUE_CHARS} characters or circular; skipped", path
-            )
-        else:
-            yield Param(run_id, key, text, origin=path.name)
-
-
-def metric_records(run_id: str, document: Any, path: Path, ctx: CrawlContext) -> Iterator[Metric | Tag]:
-    """Metrics from a mapping of results, or from a list of per-step result objects."""
-    if document is None:
-        return
-    if isinstance(document, Mapping):
-        for key, leaf in bounded_leaves(document, path, ctx):
-            yield from leaf_records(run_id, key, leaf, path, ctx)
-    elif isinstance(document, list) and document and all(isinstance(row, Mapping) for row in document):
-        for index, row in enumerate(document):
-            yield from history_row_metrics(run_id, index, row)
-    else:
-        ctx.warn(f"metrics file holds a {type(document).__name__}, not a mapping; no metrics read", path)
-
-
-def leaf_records(run_id: str, key: str, leaf: Any, path: Path, ctx: CrawlContext) -> Iterator[Metric | Tag]:
-    """A number is a Metric, a list of numbers a step-indexed history, anything else a Tag."""
-    value = as_number(leaf)
-    if value is not None:
-        yield Metric(run_id, key, value)
-    elif isinstance(leaf, list) and leaf and all(as_number(item) is not None for item in leaf):
-        for step, item in enumerate(leaf):
-            yield Metric(run_id, key, as_number(item), step=step)
-    else:
-        text = bounded_text(leaf)
-        if text is None and leaf is not None:
-            ctx.warn(
-                f"value of {key!r} is longer than {MAX_VALUE_CHARS} characters or circular; skipped", path
-            )
-            return
-        yield Tag(run_id, key, text)
-
-
-def history_row_metrics(run_id: str, index: int, row: Mapping) -> Iterator[Metric]:
-    """The numeric leaves of one object of a top-level list, stepped by its own step or index."""
-    own_steps = [as_integer(row.get(key)) for key in _STEP_KEYS]
-    step = next((own for own in own_steps if own is not None), index)
-    epoch = as_integer(row.get("epoch"))
-    for key, leaf in flatten(row):
-        value = as_number(leaf)
-        if value is not None and key not in _STEP_KEYS:
-            yield Metric(run_id, key, value, step=step, epoch=epoch)
-
-
-def bounded_leaves(document: Any, path: Path, ctx: CrawlContext) -> Iterator[tuple[str, Any]]:
-    """``flatten(document)``, stopped after MAX_LEAVES; a self-referencing document is an error."""
-    try:
-        for count, pair in enumerate(flatten(document)):
-            if count == MAX_LEAVES:
-                ctx.warn(f"more than {MAX_LEAVES} values (YAML aliases?); the rest skipped", path)
-                return
-            yield pair
-    except RecursionError as exc:
-        raise ValueError(f"{ctx.relpath(path)}: document refers to itself (recursive YAML alias)") from exc
-
-
-def bounded_text(value: Any) -> str | None:
-    """``to_text(value)``, or None when a list/mapping's JSON passes MAX_VALUE_CHARS or is circular."""
-    if not isinstance(value, (list, Mapping)):
-        return to_text(value)
-    pieces, length = [], 0
-    try:
-        for piece in json.JSONEncoder(sort_keys=True, default=str).iterencode(value):
-            length += len(piece)
-            if length > MAX_VALUE_CHARS:
-                return None
-            pieces.append(piece)
-    except (ValueError, TypeError):
-        return None
-    return "".join(pieces)
-
-
-def as_integer(value: Any) -> int | None:
-    """A whole JSON/YAML number as int (``3`` or ``3.0``); None otherwise."""
-    number = as_number(value)
-    return int(number) if number is not None and number.is_integer() else None
-
-
-def as_number(value: Any) -> float | None:
-    """A JSON/YAML number as float; None for booleans, strings, containers and huge integers."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        return float(value)
-    except OverflowError:
-        return None

@@ -25,13 +25,20 @@ def of_type(records: list, cls: type) -> list:
     return [r for r in records if isinstance(r, cls)]
 
 
-def test_claims_version_folders_by_their_files() -> None:
-    crawler = LightningCrawler()
-    assert crawler.match_folder(Path("logs/exp/version_3"), frozenset({"metrics.csv"}))
-    assert crawler.match_folder(Path("lightning_logs/version_0"), frozenset({"checkpoints"}))
-    assert not crawler.match_folder(Path("lightning_logs/version_0"), frozenset({"notes.txt"}))
-    assert not crawler.match_folder(Path("lightning_logs/run_0"), frozenset({"metrics.csv"}))
-    assert not crawler.match(Path("lightning_logs/version_0/metrics.csv"), is_dir=False)
+def claimed(path: str, names: set[str]) -> bool:
+    return any(shape.matches(Path(path).name, frozenset(names)) for shape in LightningCrawler.claims.folders)
+
+
+def test_claims_log_dirs_of_any_version_name_by_their_files() -> None:
+    assert claimed("logs/exp/version_3", {"metrics.csv"})
+    assert claimed("lightning_logs/version_0", {"checkpoints"})
+    assert claimed("logs/exp/my-string", {"hparams.yaml", "metrics.csv"})
+    assert claimed("logs/v-2", {"hparams.yaml", "events.out.tfevents.1.h.1.0"})
+    assert claimed("mlruns/1/abc/checkpoints", {"epoch=0-step=4.ckpt"})
+    assert not claimed("lightning_logs/version_0", {"notes.txt"})
+    assert not claimed("lightning_logs/run_0", {"metrics.csv"})
+    assert not claimed("src/conf", {"hparams.yaml"})  # a lone hparams.yaml is a config file
+    assert not LightningCrawler.claims.files
 
 
 def test_every_truth_run(corpus: Path, truth: dict) -> None:

@@ -136,11 +136,14 @@ def test_hparams_match_truth(corpus: Path, truth: dict) -> None:
 def test_run_identity_and_parent(corpus: Path, truth: dict) -> None:
     dirs = {r["dir"] for r in tensorboard_truth(truth)}
     for rel in dirs:
-        records, _ = crawl_unit(TensorboardCrawler(), corpus, corpus / rel)
+        parent = rel.rsplit("/", 1)[0]
+        ctx = CrawlContext.for_root(corpus, corpus / rel)
+        if parent in dirs:  # the core tells a unit which folder units contain it
+            ctx.enclosing = (("tensorboard", corpus / parent),)
+        records = list(TensorboardCrawler().crawl(ctx.unit, ctx))
         run = the_run(records)
         assert (run.run_id, run.source_run_id, run.dir) == (f"tensorboard:{rel}", rel, rel)
         assert run.start_time is not None and run.start_time <= run.end_time
-        parent = rel.rsplit("/", 1)[0]
         assert run.parent_run_id == (f"tensorboard:{parent}" if parent in dirs else None)
 
 
@@ -155,18 +158,15 @@ def test_public_readers_take_a_file(corpus: Path, truth: dict) -> None:
     assert {p.key for p in params} == set(expected["hparams"]["_hparams_/session_start_info"]["hparams"])
 
 
-def test_match_folder_declines_lightning_versions(tmp_path: Path) -> None:
-    crawler = TensorboardCrawler()
-    events = frozenset({"events.out.tfevents.1.h.1.0"})
-    assert crawler.match_folder(tmp_path / "runs" / "exp1", events)
-    assert not crawler.match_folder(tmp_path / "version_3", events | {"hparams.yaml"})
-    assert crawler.match_folder(tmp_path / "version_3", events)
-    assert not crawler.match_folder(tmp_path / "exp1", frozenset({"metrics.csv"}))
-    assert not crawler.match(tmp_path / "events.out.tfevents.1.h.1.0", False)
+def test_claims_lose_lightning_log_dirs_by_priority() -> None:
+    from mlcrawl.claims import ClaimMatcher
+    from mlcrawl.crawlers.lightning import LightningCrawler
 
-
-# --- TF2 tensor scalars and Lightning's placeholder ---------------------------------------------
-
+    matcher = ClaimMatcher([TensorboardCrawler(), LightningCrawler()], lambda *a: None)
+    events = frozenset({"events.out.tfevents.1.host.1.0"})
+    assert [c.name for c in matcher.for_folder("/x/runs/exp1", events)] == ["tensorboard"]
+    assert [c.name for c in matcher.for_folder("/x/my-version", events | {"hparams.yaml"})] == ["lightning"]
+    assert matcher.for_folder("/x/exp1", frozenset({"notes.txt"})) == []
 
 def float_tensor(value: float) -> bytes:
     """DT_FLOAT, shape [], value in tensor_content (how tf.summary writes it)."""
