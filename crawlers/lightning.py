@@ -298,7 +298,7 @@ def read_checkpoints(folder: Path, ctx: CrawlContext, run_id: str, param_keys: s
         facts: dict[str, Any] = checkpoint_facts(name)
         content = archive_facts(path, ctx)
         if content:
-            hyper = content.pop("hyper_parameters", None)
+            hyper = content.get("hyper_parameters")
             facts.update(content)
             step = content.get("global_step")
             if isinstance(hyper, dict) and isinstance(step, int) and (newest is None or step >= newest[0]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -212,3 +213,85 @@ def test_secret_hparams_are_redacted(tmp_path: Path) -> None:
     records, _ = crawl_unit(LightningCrawler(), tmp_path, folder)
     params = {p.key: p.value for p in map(redact_record, of_type(records, Param))}
     assert params == {"lr": "0.1", "wandb_api_key": REDACTED}
+
+
+# --- folders written by lightning 2.6.6 itself (tests/fixtures/lightning/make_lightning.py) -------
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "lightning" / "logs"
+LOGGED = json.loads((FIXTURE / "truth.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def fixture_catalog(tmp_path_factory) -> Path:
+    from helpers import crawl
+
+    root = tmp_path_factory.mktemp("lightning") / "logs"
+    shutil.copytree(FIXTURE, root)
+    db = root.parent / "catalog.duckdb"
+    crawl(root, db)
+    return db
+
+
+def query(db: Path, sql: str, params: list | None = None) -> list[tuple]:
+    from helpers import rows
+
+    return rows(db, sql, params)
+
+
+@pytest.mark.parametrize("case", ["csv_named_string", "csv_empty_name", "tb_sub_dir", "tb_nested", "multi"])
+def test_every_logger_dir_is_one_run_with_lightnings_values(fixture_catalog: Path, case: str) -> None:
+    truth = LOGGED[case]
+    for logger in [lg for lg in truth["loggers"] if "log_dir" in lg]:
+        # TensorBoardLogger(sub_dir=...) logs below the version folder; the run is the version.
+        run_dir = logger["log_dir"].removesuffix("/inner")
+        run_id = f"lightning:{run_dir}"
+        assert query(fixture_catalog, "SELECT source, source_run_id, experiment FROM runs WHERE run_id = ?",
+                     [run_id]) == [("lightning", logger["version"] if logger["version"].startswith(("my", "v-"))
+                                    else f"version_{logger['version']}",
+                                    # name="" writes save_dir/version_N: on disk that is the layout of
+                                    # name=<save_dir's name>, so the folder above is the experiment.
+                                    logger["name"] or Path(run_dir).parent.name)]
+        params = dict(query(fixture_catalog, "SELECT key, value FROM params WHERE run_id = ?", [run_id]))
+        assert params == {k: str(v) for k, v in truth["hparams"].items()}
+        last = dict(query(fixture_catalog, "SELECT key, arg_max(value, coalesce(step, -1)) FROM metrics "
+                                           "WHERE run_id = ? GROUP BY key", [run_id]))
+        for key, value in truth["logged_metrics"].items():
+            assert last[key] == pytest.approx(value, rel=1e-6), (case, key)
+
+
+@pytest.mark.parametrize("case", ["csv_named_string", "multi", "mlflow_only"])
+def test_checkpoint_facts_equal_torch_load(fixture_catalog: Path, case: str) -> None:
+    for callback in LOGGED[case]["checkpoints"]:
+        for name, loaded in callback["files"].items():
+            rel = f"{callback['dirpath']}/{name}"
+            ((run_id, facts),) = query(fixture_catalog, "SELECT run_id, facts FROM run_artifacts WHERE path = ? "
+                                                         "AND role = 'checkpoint'", [rel])
+            facts = json.loads(facts) if isinstance(facts, str) else facts
+            assert run_id == f"lightning:{callback['dirpath'].removesuffix('/checkpoints')}"
+            assert (facts["epoch"], facts["global_step"]) == (loaded["epoch"], loaded["global_step"])
+            assert facts["hyper_parameters"] == loaded["hyper_parameters"]
+            for key, state in loaded["callbacks"].items():
+                for field in ("monitor", "best_model_score", "current_score", "kth_value"):
+                    assert facts["callbacks"][key].get(field) == state.get(field), (name, field)
+    best = LOGGED[case]["checkpoints"][0]
+    if best["best_model_score"] is not None:
+        rel = best["best_model_path"]
+        ((facts,),) = query(fixture_catalog, "SELECT facts FROM run_artifacts WHERE path = ? AND role = 'checkpoint'", [rel])
+        facts = json.loads(facts) if isinstance(facts, str) else facts
+        (state,) = facts["callbacks"].values()
+        assert state["best_model_score"] == pytest.approx(best["best_model_score"])
+
+
+def test_mlflow_logger_checkpoints_name_the_mlflow_run(fixture_catalog: Path) -> None:
+    logger = LOGGED["mlflow_only"]["loggers"][0]
+    ((source_run_id, experiment),) = query(
+        fixture_catalog, "SELECT source_run_id, experiment FROM runs WHERE source = 'lightning' AND dir LIKE 'mlflow_only/%'")
+    assert (source_run_id, experiment) == (logger["run_id"], logger["experiment_id"])
+    params = dict(query(fixture_catalog, "SELECT key, value FROM params p JOIN runs r USING (run_id) "
+                                         "WHERE r.source = 'lightning' AND r.dir LIKE 'mlflow_only/%'"))
+    assert params == {k: str(v) for k, v in LOGGED["mlflow_only"]["hparams"].items()}
+
+
+def test_run_ids_unique_and_no_stray_runs(fixture_catalog: Path) -> None:
+    assert query(fixture_catalog, "SELECT run_id, count(*) FROM runs GROUP BY run_id HAVING count(*) > 1") == []
+    assert query(fixture_catalog, "SELECT run_id FROM runs WHERE source IN ('tensorboard', 'generic')") == []
