@@ -139,7 +139,7 @@ class RootCrawl:
         with self.runner.catalog.connect() as con:
             diff = crawls.diff_stats(con, self.root, self.walked.table())
             folder_state = crawls.unit_state(con, self.root, only_ok=self.runner.retry_failed, folders=True)
-        self.known = diff.known
+        self._stored_hashes: dict[str, str] | None = None
         self.summary.files_unchanged += diff.unchanged
         self.runner.progress("files", diff.unchanged)
         with HashPool(self.job.threads) as pool:
@@ -364,6 +364,15 @@ class RootCrawl:
             return
         self.summary.units_crawled += 1
         self.writer.add_unit(done, records + ctx.warnings)
+
+    def _lookup_sha256(self, rel: str) -> str | None:
+        """The sha256 of a file of this root: hashed now, else as the catalog has it (one query)."""
+        if rel in self.known:
+            return self.known[rel]
+        if self._stored_hashes is None:
+            with self.runner.catalog.connect(read_only=True) as con:
+                self._stored_hashes = crawls.current_hashes(con, self.root)
+        return self._stored_hashes.get(rel)
 
     def _match_failed(self, crawler: BaseCrawler, path: str, exc: Exception) -> None:
         rel = os.path.relpath(path, self.root).replace(os.sep, "/")

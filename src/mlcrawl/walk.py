@@ -112,11 +112,8 @@ def display_name(name: str) -> str:
         return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _is_dir_target(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
+def _entry_name(entry: os.DirEntry) -> str:
+    return entry.name
 
 
 def _join(rel: str, name: str) -> str:
@@ -153,6 +150,10 @@ class _Walker:
             return
         stack: list[_Frame] = []
         yield from self._enter(stack, self.root, "", (st.st_dev, st.st_ino))
+        # Plain files (no symlink, valid UTF-8 name, no per-file globs) take an inlined fast path:
+        # they are nearly every entry of a big tree.
+        plain = not self.rules.exclude and self.rules.include == () and self.rules.use_ignore_files
+        isreg = stat_mod.S_ISREG
         while stack:
             frame = stack[-1]
             item = next(frame.entries, None)
@@ -162,6 +163,16 @@ class _Walker:
                 del self.ignore_stack[frame.ignore_depth:]
                 yield DirExit(frame.path, frame.rel or ".")
                 continue
+            entry, name, is_link, is_dir = item
+            if plain and not is_link and not is_dir and not self.ignore_stack and name == entry.name:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    yield from self._entry(stack, frame.rel, *item)  # the slow path reports it
+                    continue
+                if isreg(st.st_mode):
+                    yield FileEntry(entry.path, f"{frame.rel}/{name}" if frame.rel else name, st)
+                    continue
             yield from self._entry(stack, frame.rel, *item)
 
     def _ignored_by_files(self, rel: str, is_dir: bool) -> bool:
@@ -205,17 +216,18 @@ class _Walker:
         stack.append(_Frame(path, rel, dir_id, iter(self._sorted(entries)), depth))
 
     def _sorted(self, entries: list[os.DirEntry]) -> list[tuple[os.DirEntry, str, bool, bool]]:
+        # Any sibling order keeps a subtree contiguous in the depth-first stream; sorting by
+        # name only makes the order deterministic.
         typed = []
-        for entry in entries:
+        for entry in sorted(entries, key=_entry_name):
             try:
                 is_link = entry.is_symlink()
                 is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 is_link, is_dir = False, False
-            sorts_as_dir = is_dir or (is_link and self.rules.follow_symlinks and _is_dir_target(entry))
-            typed.append((display_name(entry.name) + ("/" if sorts_as_dir else ""), entry, is_link, is_dir))
-        typed.sort(key=lambda t: t[0])
-        return [(entry, key.rstrip("/") if key.endswith("/") else key, is_link, is_dir) for key, entry, is_link, is_dir in typed]
+            name = entry.name
+            typed.append((entry, name if name.isascii() else display_name(name), is_link, is_dir))
+        return typed
 
     def _entry(self, stack: list[_Frame], rel: str, entry: os.DirEntry, name: str, is_link: bool,
                is_dir: bool) -> Iterator[WalkEvent]:

@@ -27,12 +27,11 @@ WALK_SCHEMA = pa.schema([
 class StatDiff:
     """What the walk found compared with the catalog.
 
-    ``todo`` holds the new and changed rows (plus the catalog's first_seen); ``known`` maps every
-    unchanged path to its stored sha256; ``gone`` lists paths no longer there.
+    ``todo`` holds the new and changed rows (plus the catalog's first_seen); ``gone`` lists
+    paths no longer there.
     """
 
     todo: pa.Table
-    known: dict[str, str]
     gone: list[str]
     unchanged: int
     present_before: int
@@ -68,18 +67,20 @@ def diff_stats(con: duckdb.DuckDBPyConnection, root: str, walked: pa.Table) -> S
             WHERE f.path IS NULL OR f.deleted_at IS NOT NULL OR f.size <> w.size OR f.mtime_ns <> w.mtime_ns
                OR f.inode <> w.inode OR (f.sha256 IS NULL AND f.hash_note IS NULL)
                OR (w.want_md5 AND f.md5 IS NULL AND f.sha256 IS NOT NULL)""", params=[root]).to_arrow_table()
-        changed = set(todo.column("path").to_pylist())
-        known_rows = con.execute("""
-            SELECT f.path, f.sha256 FROM files f SEMI JOIN walked w ON f.path = w.path
-            WHERE f.root = ? AND f.deleted_at IS NULL AND f.sha256 IS NOT NULL""", [root]).fetchall()
         gone = [r[0] for r in con.execute("""
             SELECT f.path FROM files f ANTI JOIN walked w ON f.path = w.path
             WHERE f.root = ? AND f.deleted_at IS NULL""", [root]).fetchall()]
         present = con.execute("SELECT count(*) FROM files WHERE root = ? AND deleted_at IS NULL", [root]).fetchall()[0][0]
     finally:
         con.unregister("walked")
-    known = {p: s for p, s in known_rows if p not in changed}
-    return StatDiff(todo, known, gone, walked.num_rows - todo.num_rows, present)
+    return StatDiff(todo, gone, walked.num_rows - todo.num_rows, present)
+
+
+def current_hashes(con: duckdb.DuckDBPyConnection, root: str) -> dict[str, str]:
+    """path -> sha256 of the present files of ``root``."""
+    rows = con.execute("SELECT path, sha256 FROM files WHERE root = ? AND deleted_at IS NULL AND sha256 IS NOT NULL",
+                       [root]).fetchall()
+    return dict(rows)
 
 
 def mark_deleted(con: duckdb.DuckDBPyConnection, root: str, paths: list[str], now: datetime) -> None:
