@@ -13,10 +13,40 @@ def files_of(root, rules=None, **kw):
     return [e.rel for e in walk(root, rules or WalkRules(**kw)) if isinstance(e, FileEntry)]
 
 
-def test_paths_come_in_catalog_order(tmp_path):
-    make_tree(tmp_path, {"a/x": "", "a.txt": "", "a-b/y": "", "b": "", "A": ""})
+def test_every_subtree_is_one_contiguous_run_of_the_stream(tmp_path):
+    # Folder fingerprints are digests of contiguous slices of the walk's stat columns.
+    make_tree(tmp_path, {"a/x": "", "a.txt": "", "a-b/y": "", "b": "", "A": "", "a/deep/z": "", "a/w": ""})
     got = files_of(tmp_path)
-    assert got == sorted(got) == ["A", "a-b/y", "a.txt", "a/x", "b"]
+    assert sorted(got) == ["A", "a-b/y", "a.txt", "a/deep/z", "a/w", "a/x", "b"] and got == files_of(tmp_path)
+    under_a = [i for i, p in enumerate(got) if p.startswith("a/")]
+    assert under_a == list(range(under_a[0], under_a[0] + 3))
+
+
+def _nest(top, depth: int) -> None:
+    """``depth`` folders ``d/d/...`` under ``top`` and a file at the bottom (relative to fds: PATH_MAX)."""
+    os.makedirs(top)
+    fd = os.open(top, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            child = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        os.close(os.open("leaf.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    finally:
+        os.close(fd)
+
+
+def test_deep_trees_walk_without_recursion(tmp_path):
+    # As deep as PATH_MAX (4096 bytes) lets an absolute path go: every level is walked.
+    _nest(tmp_path / "deep", 1_900)
+    files = files_of(tmp_path / "deep")
+    assert len(files) == 1 and files[0].count("/") == 1_900
+    # 10,000 levels: what lies beyond PATH_MAX is reported, never a RecursionError or a crash.
+    _nest(tmp_path / "deeper", 10_000)
+    problems = [e for e in walk(tmp_path / "deeper") if isinstance(e, WalkProblem)]
+    assert problems and {p.error_type for p in problems} <= {"OSError"}
+    assert "File name too long" in problems[0].message
 
 
 def test_default_ignores_and_environments(tmp_path):
