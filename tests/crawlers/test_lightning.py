@@ -295,3 +295,71 @@ def test_mlflow_logger_checkpoints_name_the_mlflow_run(fixture_catalog: Path) ->
 def test_run_ids_unique_and_no_stray_runs(fixture_catalog: Path) -> None:
     assert query(fixture_catalog, "SELECT run_id, count(*) FROM runs GROUP BY run_id HAVING count(*) > 1") == []
     assert query(fixture_catalog, "SELECT run_id FROM runs WHERE source IN ('tensorboard', 'generic')") == []
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def lightning_copy(tmp_path: Path, case: str = "multi") -> Path:
+    root = tmp_path / "logs"
+    shutil.copytree(FIXTURE / case, root / case)
+    return root
+
+
+@pytest.mark.parametrize("name", ["metrics.csv", "hparams.yaml", "checkpoints"])
+def test_truncated_at_a_random_byte_keeps_every_readable_value(tmp_path: Path, name: str) -> None:
+    import random
+
+    root = lightning_copy(tmp_path)
+    unit = root / "multi" / "csv" / "version_0"
+    target = next((unit / name).glob("*.ckpt")) if name == "checkpoints" else unit / name
+    data = target.read_bytes()
+    cut = random.Random(name).randrange(1, len(data) - 1)
+    target.write_bytes(data[:cut])
+    records, warnings = crawl_unit(LightningCrawler(), root, unit)
+    assert len([r for r in records if isinstance(r, Run)]) == 1
+    assert len(warnings) <= 1 and all(w.path == str(target.relative_to(root)) for w in warnings)
+    if name == "metrics.csv":
+        kept = data[:cut].decode().splitlines()[1:-1]
+        assert len(of_type(records, Metric)) >= sum(1 for line in kept if line.strip(","))
+    if name == "checkpoints":
+        assert any(isinstance(r, Artifact) and r.path.endswith(target.name) for r in records)
+
+
+def test_wrong_types_and_empty_files(tmp_path: Path) -> None:
+    unit = tmp_path / "exp" / "v"
+    (unit / "checkpoints").mkdir(parents=True)
+    (unit / "hparams.yaml").write_text("- a list\n- not a mapping\n")
+    (unit / "metrics.csv").write_text("epoch,step,loss\nseven,x,0.5\n1,2,[1]\n")
+    (unit / "checkpoints" / "epoch=1-step=2.ckpt").write_bytes(b"")
+    (unit / "results.json").write_text('{"acc": "high", "f1": [1, "x"]}')
+    records, warnings = crawl_unit(LightningCrawler(), tmp_path, unit)
+    assert [(m.key, m.value, m.step, m.epoch) for m in of_type(records, Metric)] == [("loss", 0.5, None, None)]
+    assert sorted(w.path for w in warnings) == ["exp/v/checkpoints/epoch=1-step=2.ckpt", "exp/v/hparams.yaml",
+                                                "exp/v/metrics.csv"]
+    (artifact,) = [r for r in records if isinstance(r, Artifact) and r.role == "checkpoint"]
+    assert artifact.facts == {"epoch": 1, "step": 2}  # the name still says what it is
+    assert {t.key: t.value for t in records if type(t).__name__ == "Tag"} == {"acc": "high", "f1": '[1, "x"]'}
+
+
+def test_a_200_mb_metrics_csv_streams_in_bounded_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    unit = tmp_path / "lightning_logs" / "version_0"
+    unit.mkdir(parents=True)
+    line = b"1." + b"0" * 1000 + b",1,0.25\n"  # wide epoch cells: 200 MB in few rows, quickly
+    block = line * 10_000
+    with open(unit / "metrics.csv", "wb") as f:
+        f.write(b"epoch,step,loss\n")
+        while f.tell() < 200 << 20:
+            f.write(block)
+    # No hparams.yaml: whole-file reads of small documents preallocate the read limit (core).
+    ctx = CrawlContext.for_root(tmp_path, unit)
+    tracemalloc.start()
+    count = 0
+    for record in LightningCrawler().crawl(unit, ctx):
+        count += isinstance(record, Metric)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert count == ((200 << 20) // len(block) + 1) * 10_000
+    assert peak < 32 << 20, peak
