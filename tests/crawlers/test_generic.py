@@ -215,3 +215,69 @@ def test_long_or_circular_list_values_are_skipped_with_a_warning(tmp_path: Path)
     records, warnings = crawl(tmp_path, unit)
     assert {p.key: p.value for p in records if isinstance(p, Param)} == {"lr": "0.1"}
     assert [w.message.split(" is ")[0] for w in warnings] == ["value of 'layers'"]
+
+
+# --- evidence before a run, documents inside another crawler's run folder -----------------------
+
+
+def test_a_lone_config_file_in_a_source_tree_is_not_a_run(tmp_path: Path) -> None:
+    for name in ("config.yaml", "params.yaml", "hparams.yaml"):
+        unit = tmp_path / "src" / name
+        unit.parent.mkdir(exist_ok=True)
+        unit.write_text("lr: 0.1\n")
+        (tmp_path / "src" / "train.py").write_text("print(1)\n")
+        assert crawl(tmp_path, unit) == ([], [])
+    (tmp_path / "src" / "model.ckpt").write_bytes(b"")  # outputs beside it: now a run's params
+    records, _ = crawl(tmp_path, tmp_path / "src" / "config.yaml")  # first by name: it yields the Run
+    assert [type(r) for r in records][:1] == [Run] and any(isinstance(r, Param) for r in records)
+    records, _ = crawl(tmp_path, tmp_path / "src" / "params.yaml")
+    assert {r.run_id for r in records} == {"folder:src"} and not any(isinstance(r, Run) for r in records)
+
+
+def test_one_run_row_per_folder(tmp_path: Path) -> None:
+    for name in ("metrics.json", "params.yaml", "results.json"):
+        (tmp_path / "run" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "run" / name).write_text('{"a": 1}')
+    runs = [r for name in ("metrics.json", "params.yaml", "results.json")
+            for r in crawl(tmp_path, tmp_path / "run" / name)[0] if isinstance(r, Run)]
+    assert [r.run_id for r in runs] == ["folder:run"]
+
+
+def test_documents_below_a_run_folder_join_its_run_with_their_origin(tmp_path: Path) -> None:
+    job = tmp_path / "outputs" / "job"
+    (job / "eval").mkdir(parents=True)
+    (job / "eval" / "results.json").write_text('{"acc": 0.9}')
+    (job / "eval" / "params.yaml").write_text("k: 3\n")
+    (job / ".hydra").mkdir()
+    (job / ".hydra" / "config.yaml").write_text("lr: 1\n")
+    for name, expected in (("results.json", [("acc", 0.9)]), ("params.yaml", [("k", "3")])):
+        ctx = CrawlContext.for_root(tmp_path, job / "eval" / name)
+        ctx.enclosing = (("dvc", tmp_path), ("hydra", job))
+        records = list(CRAWLER.crawl(ctx.unit, ctx))
+        assert not any(isinstance(r, Run) for r in records)
+        assert {r.run_id for r in records} == {"hydra:outputs/job"}
+        values = [(r.key, r.value) for r in records if isinstance(r, (Metric, Param))]
+        assert values == expected
+        assert all(r.origin == f"eval/{name}" for r in records if isinstance(r, Param))
+        assert [r.path for r in records if isinstance(r, Artifact)] == [f"outputs/job/eval/{name}"]
+    ctx = CrawlContext.for_root(tmp_path, job / ".hydra" / "config.yaml")
+    ctx.enclosing = (("hydra", job),)
+    assert list(CRAWLER.crawl(ctx.unit, ctx)) == []  # the tool's own bookkeeping
+
+
+def test_run_ids_unique_over_every_corpus(corpus: Path, tmp_path: Path) -> None:
+    from helpers import crawl as full_crawl
+    from helpers import rows
+
+    fixtures = Path(__file__).parent.parent / "fixtures"
+    for number, root in enumerate([corpus, fixtures]):
+        db = tmp_path / f"c{number}.duckdb"
+        full_crawl(root, db)
+        assert rows(db, "SELECT run_id, count(*) FROM runs GROUP BY run_id HAVING count(*) > 1") == []
+        # no run made of a lone configuration file
+        lone = rows(db, "SELECT dir FROM runs WHERE source = 'generic'")
+        for (rel,) in lone:
+            names = {p.name for p in (root / rel).iterdir()}
+            assert any(n.startswith(("metrics", "results", "scores")) or n.endswith(("_metrics.json", "_results.json"))
+                       or "." + n.rsplit(".", 1)[-1] in (".ckpt", ".pt", ".pth", ".log", ".pkl", ".bin", ".safetensors")
+                       for n in names) or Path(rel).name == "metrics", rel
