@@ -5,8 +5,9 @@ Layout (``hydra.run.dir`` / ``hydra.sweep.dir`` are user-chosen; these are the d
     outputs/<date>/<time>/            a single run: run_id hydra:<rel dir>
       .hydra/config.yaml              the resolved job config -> params
       .hydra/overrides.yaml           command-line overrides -> tags override.<i>
-      .hydra/hydra.yaml               mode, job name/num/id, choices, runtime cwd/output_dir
-      <job name>.log                  the job's log -> artifact role log
+      .hydra/hydra.yaml               mode, job name/num/id/chdir, choices, runtime cwd/output_dir,
+                                      and the run.dir / sweep.dir+subdir patterns
+      <job name>.log                  the job's log -> artifact role log; end time and status
       metrics.json, *.json            the app's own numbers -> metrics; every file -> output
     multirun/<date>/<time>/           a sweep: run_id hydra:<rel dir>, parent of its jobs
       multirun.yaml                   the sweep's hydra config and sweep overrides
@@ -15,12 +16,22 @@ Layout (``hydra.run.dir`` / ``hydra.sweep.dir`` are user-chosen; these are the d
 ``hydra.yaml`` holds absolute paths of the machine that ran (``runtime.cwd``,
 ``runtime.output_dir``); they are kept as tags, and the cwd is also mapped into the crawl root
 through the output dir, which is the run folder itself.
+
+Times: Hydra records none.  The start is read back from the folder name through its pattern
+(``${now:%Y-%m-%d}`` and any other strftime format; the other interpolations are filled from
+``hydra.yaml`` or matched loosely); for a sweep job that is the sweep's launch.  The end is the
+timestamp of the last record of the job log (``[%(asctime)s]...`` as Hydra's job_logging
+writes it) and the status is FAILED when that record is an ERROR or CRITICAL one, else
+FINISHED; without a log (``hydra/job_logging=none``) both stay unknown.  Hydra writes local
+wall-clock time without a zone: it is read as UTC.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -54,10 +65,20 @@ _MAX_OUTPUT_FILES = 10_000
 # Sweep roots are looked for this many folders above a job (the default subdir is one level).
 _MAX_SWEEP_DEPTH = 3
 _HYDRA_TAGS = (
-    ("mode",), ("job", "name"), ("job", "num"), ("job", "id"), ("job", "override_dirname"),
+    ("mode",), ("job", "name"), ("job", "num"), ("job", "id"), ("job", "chdir"), ("job", "override_dirname"),
     ("job", "config_name"), ("runtime", "version"), ("runtime", "cwd"),
     ("runtime", "output_dir"), ("sweeper", "_target_"), ("launcher", "_target_"),
 )
+_INTERPOLATION = re.compile(r"\$\{([^{}]*)\}")
+# Interpolations of a dir pattern whose value hydra.yaml holds (the others match loosely).
+_KNOWN_KEYS = {"hydra.job.name": ("job", "name"), "hydra.job.num": ("job", "num"),
+               "hydra.job.id": ("job", "id"), "hydra.job.override_dirname": ("job", "override_dirname"),
+               "hydra.job.config_name": ("job", "config_name")}
+_LOG_TAIL = 64 << 10
+_LOG_RECORD = re.compile(
+    r"^\[?(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(?:[,.](\d{1,6}))?\]?.*?"
+    r"\b(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)\b", re.MULTILINE)
+_FAILED_LEVELS = {"ERROR", "CRITICAL", "FATAL"}
 
 
 class HydraCrawler(BaseCrawler):
@@ -65,7 +86,7 @@ class HydraCrawler(BaseCrawler):
 
     name: ClassVar[str] = "hydra"
     claims = Claims(folders=(FolderShape(any_of=(_HYDRA_DIR, _SWEEP_FILE)),))
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
 
     def match(self, path: Path, is_dir: bool) -> bool:
         """Hydra folders are claimed by ``match_folder``, which sees their contents."""
@@ -88,7 +109,8 @@ def crawl_sweep(unit: Path, ctx: CrawlContext) -> Iterator[Record]:
     run_id = f"hydra:{ctx.relpath(unit)}"
     hydra = as_dict(read_yaml(unit / _SWEEP_FILE, ctx).get("hydra"))
     yield Run(run_id=run_id, source="hydra", source_run_id=ctx.relpath(unit),
-              experiment=job_name(hydra), name=unit.name, dir=ctx.relpath(unit))
+              experiment=job_name(hydra), name=unit.name, dir=ctx.relpath(unit),
+              start_time=time_from_pattern(dig(hydra, ("sweep", "dir")), hydra, str(unit.absolute())))
     yield from hydra_tags(run_id, hydra)
     yield from override_tags(run_id, task_overrides(hydra))
     yield Artifact(run_id, ctx.relpath(unit / _SWEEP_FILE), role="config")
@@ -103,7 +125,7 @@ def crawl_job(unit: Path, ctx: CrawlContext) -> Iterator[Record]:
     config = read_yaml(meta / "config.yaml", ctx)
     overrides = read_overrides(meta / "overrides.yaml", ctx)
     hydra = as_dict(read_yaml(meta / "hydra.yaml", ctx).get("hydra"))
-    yield make_job_run(unit, ctx, run_id, hydra)
+    yield make_job_run(unit, ctx, run_id, hydra, read_job_log(unit, ctx, job_name(hydra)))
     yield from config_params(run_id, config, overrides)
     yield from override_tags(run_id, overrides)
     yield from hydra_tags(run_id, hydra)
@@ -174,11 +196,17 @@ def task_overrides(hydra: dict[str, Any]) -> list[str]:
     return [str(item) for item in task] if isinstance(task, list) else []
 
 
-def make_job_run(unit: Path, ctx: CrawlContext, run_id: str, hydra: dict[str, Any]) -> Run:
+def make_job_run(unit: Path, ctx: CrawlContext, run_id: str, hydra: dict[str, Any],
+                 log: tuple[datetime, str] | None) -> Run:
     """The job's run; a sweep job is grouped under, and a child of, its sweep root."""
     sweep = None if hydra.get("mode") == "RUN" else find_sweep_root(unit, ctx)
     override_dirname = dig(hydra, ("job", "override_dirname"))
+    output_dir = dig(hydra, ("runtime", "output_dir"))
+    where = output_dir if isinstance(output_dir, str) else str(unit.absolute())
     return Run(
+        start_time=time_from_pattern(dir_pattern(hydra), hydra, where),
+        end_time=log[0] if log else None,
+        status=log[1] if log else None,
         run_id=run_id,
         source="hydra",
         source_run_id=ctx.relpath(unit),
@@ -188,6 +216,67 @@ def make_job_run(unit: Path, ctx: CrawlContext, run_id: str, hydra: dict[str, An
         group=ctx.relpath(sweep) if sweep else None,
         dir=ctx.relpath(unit),
     )
+
+
+def dir_pattern(hydra: dict[str, Any]) -> str | None:
+    """The pattern the job's folder was named by: ``run.dir``, or ``sweep.dir/sweep.subdir``."""
+    if hydra.get("mode") == "MULTIRUN":
+        sweep_dir, subdir = dig(hydra, ("sweep", "dir")), dig(hydra, ("sweep", "subdir"))
+        if isinstance(sweep_dir, str) and isinstance(subdir, (str, int)):
+            return f"{sweep_dir.rstrip('/')}/{subdir}"
+        return None
+    run_dir = dig(hydra, ("run", "dir"))
+    return run_dir if isinstance(run_dir, str) else None
+
+
+def time_from_pattern(pattern: Any, hydra: dict[str, Any], path: str) -> datetime | None:
+    """The time the ``${now:FMT}`` parts of ``pattern`` put into ``path`` (its tail), or None."""
+    if not isinstance(pattern, str) or "${now:" not in pattern:
+        return None
+    regex, formats, pos = [], [], 0
+    for found in _INTERPOLATION.finditer(pattern):
+        regex.append(re.escape(pattern[pos:found.start()]))
+        expression = found.group(1).strip()
+        if expression.startswith("now:"):
+            formats.append(expression[len("now:"):])
+            regex.append(f"(?P<t{len(formats)}>.+?)")
+        else:
+            known = dig(hydra, _KNOWN_KEYS[expression]) if expression in _KNOWN_KEYS else None
+            regex.append(re.escape(str(known)) if known not in (None, _MISSING) else ".*?")
+        pos = found.end()
+    regex.append(re.escape(pattern[pos:]))
+    match = re.search("(?:^|/)" + "".join(regex).lstrip("/") + "/?$", path.replace(os.sep, "/"))
+    if match is None:
+        return None
+    values = [match.group(f"t{i}") for i in range(1, len(formats) + 1)]
+    try:
+        parsed = datetime.strptime("\x00".join(values), "\x00".join(formats))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=timezone.utc)
+
+
+def read_job_log(unit: Path, ctx: CrawlContext, name: str | None) -> tuple[datetime, str] | None:
+    """(time of the last record, FINISHED or FAILED) from the tail of ``<job name>.log``."""
+    path = unit / f"{name}.log"
+    if not name or not path.is_file():
+        return None
+    size = ctx.size(path)
+    with ctx.open(path) as f:
+        f.seek(max(0, size - _LOG_TAIL))
+        tail = f.read(_LOG_TAIL).decode("utf-8", errors="replace")
+    last = None
+    for last in _LOG_RECORD.finditer(tail):
+        pass
+    if last is None:
+        return None
+    stamp, fraction, level = last.groups()
+    try:
+        when = datetime.strptime(stamp.replace("T", " "), "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    when = when.replace(microsecond=int((fraction or "0").ljust(6, "0")), tzinfo=timezone.utc)
+    return when, "FAILED" if level in _FAILED_LEVELS else "FINISHED"
 
 
 def find_sweep_root(unit: Path, ctx: CrawlContext) -> Path | None:
