@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mlcrawl.gitinfo import GitCache, GitInfo, read_git_info
+from mlcrawl.gitinfo import GitCache, GitInfo, annotate_runs, read_git_info, strip_credentials
+from mlcrawl.records import Param, Run, Tag
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git binary to build repos")
 
@@ -30,6 +31,10 @@ def git(cwd: Path, *args: str) -> str:
     ).stdout.strip()
 
 
+def head_of(info: GitInfo | None) -> tuple | None:
+    return None if info is None else (info.worktree, info.commit, info.branch)
+
+
 def make_repo(path: Path, commits: int = 2) -> Path:
     path.mkdir(parents=True)
     git(path, "init", "-q", "-b", "main")
@@ -44,7 +49,7 @@ def make_repo(path: Path, commits: int = 2) -> Path:
 def test_loose_branch_ref(tmp_path):
     repo = make_repo(tmp_path / "repo")
     info = read_git_info(repo / "runs" / "exp1" / "f0.txt")
-    assert info == GitInfo(repo, git(repo, "rev-parse", "HEAD"), "main")
+    assert head_of(info) == (repo, git(repo, "rev-parse", "HEAD"), "main")
 
 
 def test_packed_refs_after_pack_refs(tmp_path):
@@ -55,13 +60,13 @@ def test_packed_refs_after_pack_refs(tmp_path):
     assert not (repo / ".git" / "refs" / "heads" / "main").exists()
     assert read_git_info(repo / "runs").commit == git(repo, "rev-parse", "HEAD")
     git(repo, "checkout", "-q", "other")
-    assert read_git_info(repo) == GitInfo(repo, git(repo, "rev-parse", "HEAD"), "other")
+    assert head_of(read_git_info(repo)) == (repo, git(repo, "rev-parse", "HEAD"), "other")
 
 
 def test_detached_head(tmp_path):
     repo = make_repo(tmp_path / "repo")
     git(repo, "checkout", "-q", "--detach", "HEAD~1")
-    assert read_git_info(repo / "runs" / "exp1") == GitInfo(repo, git(repo, "rev-parse", "HEAD"), None)
+    assert head_of(read_git_info(repo / "runs" / "exp1")) == (repo, git(repo, "rev-parse", "HEAD"), None)
 
 
 def test_linked_worktree_reads_its_own_head_and_the_shared_refs(tmp_path):
@@ -69,7 +74,7 @@ def test_linked_worktree_reads_its_own_head_and_the_shared_refs(tmp_path):
     git(repo, "worktree", "add", "-q", "-b", "feature", str(tmp_path / "wt"), "HEAD~1")
     assert (tmp_path / "wt" / ".git").is_file()
     info = read_git_info(tmp_path / "wt" / "runs" / "exp1")
-    assert info == GitInfo(tmp_path / "wt", git(tmp_path / "wt", "rev-parse", "HEAD"), "feature")
+    assert head_of(info) == (tmp_path / "wt", git(tmp_path / "wt", "rev-parse", "HEAD"), "feature")
     git(repo, "pack-refs", "--all")
     assert read_git_info(tmp_path / "wt").commit == git(tmp_path / "wt", "rev-parse", "HEAD")
 
@@ -83,7 +88,7 @@ def test_git_file_with_a_relative_gitdir(tmp_path):
 
 def test_unborn_branch_has_no_commit(tmp_path):
     repo = make_repo(tmp_path / "repo", commits=0)
-    assert read_git_info(repo) == GitInfo(repo, None, "main")
+    assert head_of(read_git_info(repo)) == (repo, None, "main")
 
 
 def test_outside_any_work_tree_is_none(tmp_path):
@@ -116,3 +121,111 @@ def test_cache_reads_each_work_tree_once(tmp_path):
     assert read_git_info(repo / "runs", cache) is first
     assert set(cache.info_of) == {repo}
     assert read_git_info(repo / "runs", GitCache()).commit is None  # corrupt HEAD: no commit, no error
+
+
+def test_dirty_means_a_tracked_change_staged_or_not_like_gitpython(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    assert read_git_info(repo).dirty is False
+    (repo / "untracked.txt").write_text("new")  # untracked files do not make it dirty
+    assert read_git_info(repo).dirty is False
+    assert git(repo, "status", "--porcelain", "--untracked-files=no") == ""
+    tracked = repo / "runs" / "exp1" / "f0.txt"
+    tracked.write_text("changed")
+    assert git(repo, "status", "--porcelain", "--untracked-files=no") != ""
+    assert read_git_info(repo).dirty is True
+    git(repo, "add", str(tracked))  # staged only: the work tree equals the index
+    assert read_git_info(repo).dirty is True
+    git(repo, "commit", "-q", "-m", "c")
+    assert read_git_info(repo).dirty is False
+    git(repo, "rm", "-q", str(tracked))
+    assert read_git_info(repo).dirty is True
+
+
+def test_dirty_after_gc_reads_packed_objects(tmp_path):
+    repo = make_repo(tmp_path / "repo", commits=3)
+    git(repo, "gc", "-q")
+    assert not any((repo / ".git" / "objects").glob("[0-9a-f][0-9a-f]"))  # only packs remain
+    assert read_git_info(repo).dirty is False
+    (repo / "runs" / "exp1" / "f1.txt").write_text("x")
+    assert read_git_info(repo).dirty is True
+
+
+def test_touched_but_unchanged_file_is_clean(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    tracked = repo / "runs" / "exp1" / "f0.txt"
+    os.utime(tracked, (1, 1))  # stat differs from the index, content does not
+    assert read_git_info(repo).dirty is False
+
+
+def test_big_index_leaves_dirty_unknown(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    assert read_git_info(repo, max_index_entries=1).dirty is None
+
+
+def test_remote_url_without_credentials(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "remote", "add", "upstream", "git@example.org:team/other.git")
+    assert read_git_info(repo).remote_url == "example.org:team/other.git"
+    git(repo, "remote", "add", "origin", "https://alice:s3cret@example.org/team/proj.git")
+    info = read_git_info(repo)
+    assert info.remote_url == "https://example.org/team/proj.git"
+    assert "s3cret" not in repr(info)
+
+
+def test_strip_credentials_forms():
+    assert strip_credentials("https://tok_abc@github.com/a/b") == "https://github.com/a/b"
+    assert strip_credentials("ssh://git:pw@host:2222/x.git") == "ssh://host:2222/x.git"
+    assert strip_credentials("/srv/git/x.git") == "/srv/git/x.git"
+    assert strip_credentials("host:path/x.git") == "host:path/x.git"
+
+
+def test_submodule_reads_its_own_head_branch_and_remote(tmp_path):
+    lib = make_repo(tmp_path / "lib")
+    outer = make_repo(tmp_path / "outer")
+    git(outer, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "vendor/lib")
+    git(outer, "commit", "-q", "-m", "sub")
+    sub = outer / "vendor" / "lib"
+    assert (sub / ".git").is_file()
+    info = read_git_info(sub / "runs")
+    assert info.worktree == sub
+    assert info.commit == git(sub, "rev-parse", "HEAD")
+    assert info.remote_url == str(lib)
+    assert info.dirty is False
+    assert read_git_info(outer).dirty is False
+    (sub / "runs" / "exp1" / "f0.txt").write_text("edited in the submodule")
+    assert read_git_info(sub).dirty is True
+
+
+def test_linked_worktree_dirty_and_remote_from_the_common_config(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "remote", "add", "origin", "https://u:p@example.org/r.git")
+    git(repo, "worktree", "add", "-q", "-b", "feature", str(tmp_path / "wt"))
+    info = read_git_info(tmp_path / "wt")
+    assert (info.branch, info.dirty, info.remote_url) == ("feature", False, "https://example.org/r.git")
+    (tmp_path / "wt" / "runs" / "exp1" / "f1.txt").write_text("changed")
+    assert read_git_info(tmp_path / "wt").dirty is True
+    assert read_git_info(repo).dirty is False
+
+
+def test_annotate_runs_fills_only_missing_commits_and_marks_them(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "remote", "add", "origin", "https://u:p@example.org/r.git")
+    head = git(repo, "rev-parse", "HEAD")
+    unit = repo / "runs" / "exp1"
+    records = [Run("a:1", "a", "1"), Run("b:2", "b", "2", git_commit="f" * 40), Param("a:1", "lr", "1")]
+    out = annotate_runs(records, unit, GitCache())
+    runs = {r.run_id: r for r in out if isinstance(r, Run)}
+    assert runs["a:1"].git_commit == head and runs["b:2"].git_commit == "f" * 40
+    tags = {(t.run_id, t.key): t.value for t in out if isinstance(t, Tag)}
+    assert tags == {("a:1", "mlcrawl.git_commit_inferred"): "true", ("a:1", "mlcrawl.git.dirty"): "false",
+                    ("a:1", "mlcrawl.git.branch"): "main",
+                    ("a:1", "mlcrawl.git.remote_url"): "https://example.org/r.git"}
+    assert Param("a:1", "lr", "1") in out
+
+
+def test_annotate_runs_outside_git_changes_nothing(tmp_path):
+    probe = subprocess.run(["git", "rev-parse"], cwd=tmp_path, env=ENV, capture_output=True)
+    if probe.returncode == 0:
+        pytest.skip("tmp_path lies inside a work tree")
+    records = [Run("a:1", "a", "1")]
+    assert annotate_runs(records, tmp_path, GitCache()) == records

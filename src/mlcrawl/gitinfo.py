@@ -1,4 +1,4 @@
-"""The git commit and branch of the work tree enclosing a path, read from ``.git`` without git.
+"""The git commit, branch, dirty flag and remote of the work tree enclosing a path, without git.
 
     <worktree>/                       the nearest ancestor holding .git
       .git/                           a plain repository:
@@ -12,17 +12,37 @@
 
 Nothing runs ``git``; nothing is written.  A repository whose refs this cannot read (the
 reftable format, a corrupt HEAD) yields a GitInfo with ``commit`` None rather than an error.
+
+``dirty`` means what GitPython's ``is_dirty()`` (and so Sacred) means: a tracked file differs
+from HEAD, staged or not; untracked files do not count.  It is computed with dulwich (the index
+against HEAD's tree, the work tree against the index: stat first, content hashed only where
+the stat differs); it is None ("unknown") for a repository whose index holds more than
+``max_index_entries`` files or that dulwich cannot read, never a guess.  The remote is
+``remote.origin.url`` (else the first remote) with any user name and password removed.
+
+``annotate_runs`` is what the crawl calls once per unit: runs whose tool recorded no commit
+get the enclosing work tree's, marked inferred by ``mlcrawl.git.*`` tags (the state of the
+work tree when crawled, which may be later than the run).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from .records import Record, Run, Tag
 
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256 repositories
 _MAX_REF_DEPTH = 5  # symbolic refs pointing at symbolic refs; git itself stops at 5
 _MAX_REF_FILE = 1 << 16
+#: A larger index makes the dirty flag "unknown": stat-ing every tracked file costs too much.
+MAX_INDEX_ENTRIES = 20_000
+_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?(?P<host>[^/:]+):(?P<path>(?!//).*)$")
+INFERRED_TAG = "mlcrawl.git_commit_inferred"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +52,8 @@ class GitInfo:
     worktree: Path
     commit: str | None
     branch: str | None
+    dirty: bool | None = None
+    remote_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +78,13 @@ class GitCache:
     info_of: dict[Path, GitInfo] = field(default_factory=dict)
 
 
-def read_git_info(path: Path, cache: GitCache | None = None) -> GitInfo | None:
-    """The GitInfo of the work tree enclosing ``path`` (a file or folder), or None outside git."""
+def read_git_info(path: Path, cache: GitCache | None = None, with_status: bool = True,
+                  max_index_entries: int = MAX_INDEX_ENTRIES) -> GitInfo | None:
+    """The GitInfo of the work tree enclosing ``path`` (a file or folder), or None outside git.
+
+    ``with_status`` False skips the dirty flag (the only part that looks at more than a few
+    small files).
+    """
     cache = cache if cache is not None else GitCache()
     dirs = find_git_dirs(Path(path).absolute(), cache)
     if dirs is None:
@@ -65,8 +92,45 @@ def read_git_info(path: Path, cache: GitCache | None = None) -> GitInfo | None:
     info = cache.info_of.get(dirs.worktree)
     if info is None:
         info = read_head(dirs)
+        info = dataclasses.replace(
+            info, remote_url=read_remote_url(dirs),
+            dirty=read_dirty(dirs, max_index_entries) if with_status and info.commit else None)
         cache.info_of[dirs.worktree] = info
     return info
+
+
+def annotate_runs(records: Iterable[Record], unit: Path, cache: GitCache) -> list[Record]:
+    """``records`` with the enclosing work tree's commit put on each run that has none.
+
+    Such a run also gets tags ``mlcrawl.git_commit_inferred`` = "true" and ``mlcrawl.git.branch``
+    / ``.dirty`` ("true", "false" or "unknown") / ``.remote_url``.  Runs with a recorded commit
+    and every other record pass through unchanged; outside git nothing changes.
+    """
+    records = list(records)
+    if not any(isinstance(r, Run) and not r.git_commit for r in records):
+        return records
+    info = read_git_info(unit, cache)
+    if info is None or info.commit is None:
+        return records
+    out: list[Record] = []
+    for record in records:
+        if isinstance(record, Run) and not record.git_commit:
+            out.append(dataclasses.replace(record, git_commit=info.commit))
+            out.extend(inferred_tags(record.run_id, info))
+        else:
+            out.append(record)
+    return out
+
+
+def inferred_tags(run_id: str, info: GitInfo) -> list[Tag]:
+    """The tags that mark a run's git facts as read from the enclosing work tree."""
+    dirty = "unknown" if info.dirty is None else str(info.dirty).lower()
+    tags = [Tag(run_id, INFERRED_TAG, "true"), Tag(run_id, "mlcrawl.git.dirty", dirty)]
+    if info.branch:
+        tags.append(Tag(run_id, "mlcrawl.git.branch", info.branch))
+    if info.remote_url:
+        tags.append(Tag(run_id, "mlcrawl.git.remote_url", info.remote_url))
+    return tags
 
 
 def find_git_dirs(path: Path, cache: GitCache) -> _GitDirs | None:
@@ -174,6 +238,78 @@ def _packed_refs(commondir: Path) -> dict[str, str]:
     except OSError:
         pass
     return refs
+
+
+def read_remote_url(dirs: _GitDirs) -> str | None:
+    """``remote.origin.url`` (else the first remote's url) of the repository, credentials stripped."""
+    from dulwich.config import ConfigFile
+
+    path = dirs.gitdir / "config"
+    if not path.is_file():
+        path = dirs.commondir / "config"
+    try:
+        config = ConfigFile.from_path(str(path))
+    except Exception:  # noqa: BLE001 - a missing or malformed config means "no remote known"
+        return None
+    remotes = [section for section in config.sections() if len(section) == 2 and section[0] == b"remote"]
+    remotes.sort(key=lambda section: section[1] != b"origin")
+    for section in remotes:
+        try:
+            url = config.get(section, b"url")
+        except KeyError:
+            continue
+        return strip_credentials(url.decode("utf-8", errors="replace"))
+    return None
+
+
+def strip_credentials(url: str) -> str:
+    """``url`` without a user name or password (``https://u:p@host/x`` -> ``https://host/x``).
+
+    An scp-like ``git@host:path`` keeps no user either; a local path is returned as it is.
+    """
+    parts = urlsplit(url)
+    if parts.scheme and parts.netloc:
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    scp = _SCP_LIKE.match(url)
+    if scp and "@" in url.split(":", 1)[0]:
+        return f"{scp.group('host')}:{scp.group('path')}"
+    return url
+
+
+def read_dirty(dirs: _GitDirs, max_index_entries: int = MAX_INDEX_ENTRIES) -> bool | None:
+    """True when a tracked file differs from HEAD (staged or not), None when it cannot be told."""
+    from dulwich.index import get_unstaged_changes
+    from dulwich.repo import Repo
+
+    try:
+        with Repo(str(dirs.worktree)) as repo:
+            index = repo.open_index()
+            if len(index) > max_index_entries:
+                return None
+            tree = repo[repo.head()].tree
+            if any(True for _ in index.changes_from_tree(repo.object_store, tree)):
+                return True
+            return any(not _same_submodule(dirs.worktree, index, path)
+                       for path in get_unstaged_changes(index, str(dirs.worktree)))
+    except Exception:  # noqa: BLE001 - a format dulwich cannot read leaves the flag unknown
+        return None
+
+
+def _same_submodule(worktree: Path, index, path: bytes) -> bool:
+    """True when ``path`` is a submodule whose checked-out HEAD is the commit the index records
+    (dulwich lists every submodule as changed; git compares the commits)."""
+    from dulwich.objects import S_ISGITLINK
+
+    try:
+        entry = index[path]
+    except KeyError:
+        return False
+    if not S_ISGITLINK(entry.mode):
+        return False
+    sub = worktree / path.decode("utf-8", errors="surrogateescape")
+    info = read_git_info(sub, with_status=False)
+    return info is not None and info.worktree == sub and info.commit == entry.sha.decode("ascii")
 
 
 def _read_small(path: Path) -> str | None:
