@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 from helpers import crawl, make_tree, rows
 
@@ -43,10 +44,14 @@ def test_deep_trees_walk_without_recursion(tmp_path):
     files = files_of(tmp_path / "deep")
     assert len(files) == 1 and files[0].count("/") == 1_900
     # 10,000 levels: what lies beyond PATH_MAX is reported, never a RecursionError or a crash.
-    _nest(tmp_path / "deeper", 10_000)
-    problems = [e for e in walk(tmp_path / "deeper") if isinstance(e, WalkProblem)]
-    assert problems and {p.error_type for p in problems} <= {"OSError"}
-    assert "File name too long" in problems[0].message
+    try:
+        _nest(tmp_path / "deeper", 10_000)
+        problems = [e for e in walk(tmp_path / "deeper") if isinstance(e, WalkProblem)]
+        assert problems and {p.error_type for p in problems} <= {"OSError"}
+        assert "File name too long" in problems[0].message
+    finally:
+        # pytest's own cleanup (shutil.rmtree) recurses per level; GNU rm does not.
+        subprocess.run(["rm", "-rf", str(tmp_path / "deep"), str(tmp_path / "deeper")], check=True)
 
 
 def test_default_ignores_and_environments(tmp_path):

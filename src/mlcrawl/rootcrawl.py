@@ -190,37 +190,8 @@ class RootCrawl:
         if not any(c.claims.files for c in self.runner.crawlers):
             return {}
         with self.runner.catalog.connect() as con:
-            con.register("walked", self.walked.table())
-            con.register("rules", file_claim_rules(self.runner.crawlers))
-            try:
-                rows = con.execute("""
-                    WITH w AS (
-                        SELECT path, size, mtime_ns, inode,
-                               lower(regexp_extract(path, '[^/]*$')) AS name FROM walked),
-                    cand AS (
-                        SELECT w.*, r.crawler, r.priority, r.version FROM w JOIN rules r
-                          ON r.kind = 'suffix' AND ends_with(w.name, r.value)
-                        UNION ALL
-                        SELECT w.*, r.crawler, r.priority, r.version FROM w JOIN rules r
-                          ON r.kind = 'name' AND w.name = r.value
-                        UNION ALL
-                        SELECT w.*, r.crawler, r.priority, r.version FROM w JOIN rules r
-                          ON r.kind = 'regex' AND regexp_full_match(w.name, r.value)),
-                    judged AS (
-                        SELECT c.path, c.crawler, c.priority,
-                               u.unit IS NOT NULL AND (NOT ? OR u.status = 'ok') AS current
-                        FROM cand c LEFT JOIN units u
-                          ON u.root = ? AND u.crawler = c.crawler AND u.unit = c.path AND u.deleted_at IS NULL
-                         AND u.crawler_version = c.version
-                         AND u.fingerprint = concat(c.size, ':', c.mtime_ns, ':', c.inode))
-                    SELECT path, list((crawler, priority, current)) FROM judged
-                    GROUP BY path HAVING bool_or(NOT current)
-                    UNION ALL  -- one row with no path: how many up-to-date units were not asked
-                    SELECT NULL, [(NULL::VARCHAR, count(*)::BIGINT, true)] FROM judged WHERE current""",
-                    [self.runner.retry_failed, self.root]).fetchall()
-            finally:
-                con.unregister("walked")
-                con.unregister("rules")
+            rows = crawls.file_claims(con, self.root, self.walked.table(), file_claim_rules(self.runner.crawlers),
+                                      self.runner.retry_failed)
         out = {}
         for path, cands in rows:
             if path is None:
@@ -395,12 +366,7 @@ class RootCrawl:
         self.writer.flush()
         now = self.writer.now
         running = {c.name for c in self.runner.crawlers}
+        deleted = diff.gone if gone and not refused else []
+        self.summary.files_deleted += len(deleted)
         with self.runner.catalog.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            if gone and not refused:
-                self.summary.files_deleted += gone
-                crawls.mark_deleted(con, self.root, diff.gone, now)
-            crawls.touch_present(con, self.root, now)
-            if not refused:
-                crawls.retire_units(con, self.root, running, self.seen_units, diff.gone, now)
-            con.execute("COMMIT")
+            crawls.close_root(con, self.root, deleted, None if refused else (running, self.seen_units), now)

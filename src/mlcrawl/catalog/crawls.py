@@ -132,3 +132,60 @@ def retire_units(con: duckdb.DuckDBPyConnection, root: str, crawlers: set[str], 
     finally:
         for name in ("seen_folders", "gone_paths", "running"):
             con.unregister(name)
+
+
+def file_claims(con: duckdb.DuckDBPyConnection, root: str, walked: pa.Table, rules: pa.Table,
+                retry_failed: bool) -> list[tuple]:
+    """Which crawlers claim which walked files by name, and whether each unit is up to date.
+
+    Rules are lower-case suffixes, exact names or regexes (``rootcrawl.file_claim_rules``).
+    Returns ``(path, [(crawler, priority, current)])`` for the paths with a unit to read, and one
+    row with path NULL whose single item counts the up-to-date units nobody needs to ask.
+    """
+    con.register("walked", walked)
+    con.register("rules", rules)
+    try:
+        return con.execute("""
+            WITH w AS (
+                SELECT path, size, mtime_ns, inode, lower(regexp_extract(path, '[^/]*$')) AS name FROM walked),
+            cand AS (
+                SELECT w.*, r.crawler, r.priority, r.version FROM w JOIN rules r
+                  ON r.kind = 'suffix' AND ends_with(w.name, r.value)
+                UNION ALL
+                SELECT w.*, r.crawler, r.priority, r.version FROM w JOIN rules r
+                  ON r.kind = 'name' AND w.name = r.value
+                UNION ALL
+                SELECT w.*, r.crawler, r.priority, r.version FROM w JOIN rules r
+                  ON r.kind = 'regex' AND regexp_full_match(w.name, r.value)),
+            judged AS (
+                SELECT c.path, c.crawler, c.priority,
+                       u.unit IS NOT NULL AND (NOT ? OR u.status = 'ok') AS current
+                FROM cand c LEFT JOIN units u
+                  ON u.root = ? AND u.crawler = c.crawler AND u.unit = c.path AND u.deleted_at IS NULL
+                 AND u.crawler_version = c.version
+                 AND u.fingerprint = concat(c.size, ':', c.mtime_ns, ':', c.inode))
+            SELECT path, list((crawler, priority, current)) FROM judged
+            GROUP BY path HAVING bool_or(NOT current)
+            UNION ALL
+            SELECT NULL, [(NULL::VARCHAR, count(*)::BIGINT, true)] FROM judged WHERE current""",
+            [retry_failed, root]).fetchall()
+    finally:
+        con.unregister("walked")
+        con.unregister("rules")
+
+
+def close_root(con: duckdb.DuckDBPyConnection, root: str, deleted: list[str],
+               retire: tuple[set[str], set[tuple[str, str]]] | None, now: datetime) -> None:
+    """End a root's crawl in one transaction: mark ``deleted``, touch what is present, retire units
+    (``retire`` = running crawlers and the folder units seen; None when the delete guard refused)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if deleted:
+            mark_deleted(con, root, deleted, now)
+        touch_present(con, root, now)
+        if retire is not None:
+            retire_units(con, root, *retire, deleted, now)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
