@@ -256,7 +256,8 @@ def test_unknown_crawler_option_is_a_config_error_naming_the_valid_ones(tree, tm
 
 
 def test_secret_params_are_redacted_in_every_crawler(tmp_path):
-    root = make_tree(tmp_path / "root", {"exp/params.yaml": "lr: 0.1\napi_key: sk-live-123\ndb:\n  password: hunter2\n"})
+    root = make_tree(tmp_path / "root", {"exp/params.yaml": "lr: 0.1\napi_key: sk-live-123\ndb:\n  password: hunter2\n",
+                                         "exp/metrics.json": '{"acc": 1}'})  # metrics: evidence of a run
     db = tmp_path / "c.duckdb"
     crawl(root, db)
     params = dict(rows(db, "SELECT key, value FROM params"))
