@@ -34,6 +34,7 @@ BUILTIN_CRAWLERS: dict[str, str] = {
     "dvc": "mlcrawl.crawlers.dvc:DvcCrawler",
     "huggingface": "mlcrawl.crawlers.huggingface:HuggingfaceCrawler",
     "models": "mlcrawl.crawlers.models:ModelsCrawler",
+    "environment": "mlcrawl.crawlers.environment:EnvironmentCrawler",
 }
 
 
