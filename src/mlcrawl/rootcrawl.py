@@ -21,7 +21,6 @@ import re
 from array import array
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from fnmatch import translate
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,6 +96,25 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def glob_to_re2(glob: str) -> str:
+    """A file-name glob as a regular expression DuckDB's RE2 accepts (fnmatch's uses atomic groups)."""
+    out, i = [], 0
+    while i < len(glob):
+        c = glob[i]
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[" and (end := glob.find("]", i + 2)) != -1:
+            body = glob[i + 1:end]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
 def file_claim_rules(crawlers: list[BaseCrawler]) -> pa.Table:
     """Each crawler's file globs as join rules: a lower-case suffix, an exact name, or a regex."""
     rows: dict[str, list] = {"crawler": [], "priority": [], "version": [], "kind": [], "value": []}
@@ -108,7 +126,7 @@ def file_claim_rules(crawlers: list[BaseCrawler]) -> pa.Table:
             elif not any(c in glob for c in "*?["):
                 kind, value = "name", glob.lower()
             else:
-                kind, value = "regex", "(?i)" + translate(glob).removeprefix("(?s:").removesuffix(")\\Z")
+                kind, value = "regex", "(?i)" + glob_to_re2(glob)
             for key, v in zip(rows, (crawler.name, crawler.claims.file_priority, crawler.version, kind, value)):
                 rows[key].append(v)
     return pa.table(rows, schema=pa.schema([("crawler", pa.string()), ("priority", pa.int64()),
