@@ -102,7 +102,10 @@ def read_bounded(path: str, limit: int = DEFAULT_READ_LIMIT, policy: FilePolicy 
         size = os.fstat(f.fileno()).st_size
         if size > limit:
             raise TooLarge(f"{size} bytes is over the read limit of {limit} bytes")
-        data = f.read(limit + 1)
+        # read(n) allocates n bytes up front: ask for the size the file has, plus one to see growth.
+        data = f.read(min(size, limit) + 1)
+        if len(data) > size:
+            data += f.read(limit + 1 - len(data))
     if len(data) > limit:
         raise TooLarge(f"file grew past the read limit of {limit} bytes while it was read")
     return data
