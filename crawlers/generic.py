@@ -74,10 +74,10 @@ class GenericCrawler(BaseCrawler):
         if owner is not None:
             yield from owned_document(unit, ctx, *owner)
             return
-        if not is_run_evidence(unit):
+        if not is_run_evidence(unit, ctx):
             return  # a configuration file, not a run
         run = make_run(unit, ctx)
-        if is_first_evidence(unit):
+        if is_first_evidence(unit, ctx):
             yield run
         origin = unit.name
         yield from documents.document_records(unit, ctx, run.run_id, origin)
@@ -106,33 +106,29 @@ def owned_document(unit: Path, ctx: CrawlContext, crawler: str, folder: Path) ->
     yield from documents.document_records(unit, ctx, f"{crawler}:{ctx.relpath(folder)}", below.as_posix())
 
 
-def is_run_evidence(path: Path) -> bool:
+def folder_evidence(folder: Path, names: frozenset[str]) -> tuple[bool, str | None]:
+    """(the folder holds outputs of a run, its first run-evidence document by name), from names only."""
+    in_metrics = folder.name == documents.METRICS_FOLDER
+
+    def metric(name: str) -> bool:
+        return (name in documents.METRIC_NAMES
+                or (name.endswith(documents.METRIC_SUFFIXES) and len(name) > len("_results.json"))
+                or (in_metrics and name.endswith(DOCUMENT_SUFFIXES)))
+
+    outputs = any(metric(n) or n.endswith(OUTPUT_SUFFIXES) or n.startswith(OUTPUT_PREFIXES) for n in names)
+    evidence = [n for n in names if metric(n) or (outputs and n in documents.PARAM_NAMES)]
+    return outputs, min(evidence) if evidence else None
+
+
+def is_run_evidence(path: Path, ctx: CrawlContext) -> bool:
     """A metrics document always; a parameter document only beside outputs."""
-    return is_metric_file(path) or (is_param_file(path) and has_outputs(path.parent))
+    return is_metric_file(path) or (is_param_file(path) and folder_evidence(path.parent, ctx.names(path.parent))[0])
 
 
-def has_outputs(folder: Path) -> bool:
-    """True when ``folder`` holds a metrics document or files a run writes."""
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return False
-    for name in names:
-        if is_metric_file(folder / name) or name.endswith(OUTPUT_SUFFIXES) or name.startswith(OUTPUT_PREFIXES):
-            return True
-    return False
-
-
-def is_first_evidence(path: Path) -> bool:
+def is_first_evidence(path: Path, ctx: CrawlContext) -> bool:
     """True for the first (by name) run-evidence document of its folder: it alone yields the Run."""
-    try:
-        names = sorted(n for n in os.listdir(path.parent) if is_document(path.parent / n))
-    except OSError:
-        return True
-    for name in names:
-        if is_run_evidence(path.parent / name) and (path.parent / name).is_file():
-            return name == path.name
-    return True
+    first = folder_evidence(path.parent, ctx.names(path.parent))[1]
+    return first is None or first == path.name
 
 
 def make_run(path: Path, ctx: CrawlContext) -> Run:

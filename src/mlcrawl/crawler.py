@@ -144,6 +144,7 @@ class CrawlContext:
     enclosing: tuple[tuple[str, Path], ...] = ()
     follow_symlinks: bool = False
     read_limit: int = DEFAULT_READ_LIMIT
+    folder_names: Callable[[str], frozenset[str] | None] | None = None
     _documents: dict[tuple[Path, str], Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -175,6 +176,15 @@ class CrawlContext:
         if base is None:
             base = self.unit if self.unit.is_dir() else self.unit.parent
         return paths.resolve(raw, self.root, Path(base), must_exist=must_exist)
+
+    def names(self, folder: Path | str) -> frozenset[str]:
+        """The entry names of ``folder``, from the walk's own listing when it has one (no disk access)."""
+        if self.folder_names is not None:
+            listed = self.folder_names(self.relpath(folder))
+            if listed is not None:
+                return listed
+        self.policy.resolve_inside(os.fspath(folder))
+        return frozenset(os.listdir(folder))
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -148,6 +148,7 @@ class RootCrawl:
         self.known: dict[str, str] = {}
         self.seen_units: set[tuple[str, str]] = set()
         self.owners: dict[int, str] = {}
+        self.folder_names: dict[str, frozenset[str]] = {}
 
     # -- the phases ---------------------------------------------------------------------------
 
@@ -182,6 +183,7 @@ class RootCrawl:
                 w.uids.append(st.st_uid)
                 w.md5.append(want_md5 or bool(md5_depths))
             elif type(event) is DirEnter:
+                self.folder_names[event.rel] = event.names
                 depth += 1
                 if self.job.md5 == "dvc" and ("dvc.yaml" in event.names or ".dvc" in event.names):
                     md5_depths.append(depth)
