@@ -121,8 +121,9 @@ def file_claim_rules(crawlers: list[BaseCrawler]) -> pa.Table:
     for crawler in crawlers:
         for glob in crawler.claims.files:
             simple = _SIMPLE_SUFFIX.match(glob)
-            if simple:
-                kind, value = "suffix", simple.group(1).lower()
+            if simple and simple.group(1).count(".") <= 2:
+                value = simple.group(1).lower()
+                kind = "suffix1" if value.count(".") == 1 else "suffix2"
             elif not any(c in glob for c in "*?["):
                 kind, value = "name", glob.lower()
             else:
@@ -205,8 +206,8 @@ class RootCrawl:
 
     # -- files --------------------------------------------------------------------------------
 
-    def _file_candidates(self, todo_paths: set[str]) -> dict[str, list[tuple[BaseCrawler, int, bool]]]:
-        """path -> [(crawler, priority, up to date)] for every path some claiming crawler must read."""
+    def _file_candidates(self) -> dict[str, list[tuple[BaseCrawler, int, bool, bool]]]:
+        """path -> [(crawler, priority, up to date, declined)] for every path with a claim to decide."""
         if not any(c.claims.files for c in self.runner.crawlers):
             return {}
         with self.runner.catalog.connect() as con:
@@ -217,12 +218,12 @@ class RootCrawl:
             if path is None:
                 self.summary.units_skipped += cands[0][1]
             else:
-                out[path] = [(self.by_name[c], p, cur) for c, p, cur in cands]
+                out[path] = [(self.by_name[c], p, cur, declined) for c, p, cur, declined in cands]
         return out
 
     def _hash_and_crawl_files(self, todo: pa.Table, pool: HashPool) -> None:
         todo_rows = todo.to_pylist()
-        candidates = self._file_candidates({r["path"] for r in todo_rows})
+        candidates = self._file_candidates()
         index = {p: i for i, p in enumerate(self.walked.paths)} if (todo_rows or candidates) else {}
         # Changed files first: hash them in batches (each thread takes many files).
         limit = self.job.max_hash_size
@@ -282,26 +283,28 @@ class RootCrawl:
             "crawl_id": self.summary.crawl_id,
         })
 
-    def _crawl_file(self, rel: str, cands: list[tuple[BaseCrawler, int, bool]], data: bytes | None,
+    def _crawl_file(self, rel: str, cands: list[tuple[BaseCrawler, int, bool, bool]], data: bytes | None,
                     index: dict[str, int]) -> None:
         i = index[rel]
         full = self.walked.full[i]
+        fingerprint = f"{self.walked.sizes[i]}:{self.walked.mtimes[i]}:{self.walked.inodes[i]}"
         accepted = []
-        for crawler, priority, current in cands:
-            if crawler.name in self.claims.disabled:
+        for crawler, priority, current, declined in cands:
+            if crawler.name in self.claims.disabled or (current and declined):
                 continue
-            if current or self.claims.refine_file(crawler, full):
-                accepted.append((crawler, priority, current))
+            if current:
+                accepted.append((crawler, priority, True))
+            elif self.claims.refine_file(crawler, full):
+                accepted.append((crawler, priority, False))
+            elif crawler.name not in self.claims.disabled:
+                self.writer.add_declined_unit(UnitDone(crawler.name, rel, False, fingerprint, crawler.version))
         if not accepted:
             return
         top = max(p for _, p, _ in accepted)
-        fingerprint = f"{self.walked.sizes[i]}:{self.walked.mtimes[i]}:{self.walked.inodes[i]}"
         sha = self.known.get(rel)
         for crawler, priority, current in accepted:
-            if priority != top:
-                continue
-            if current:
-                continue  # counted with the up-to-date units of the claim query
+            if priority != top or current:
+                continue  # up-to-date units were counted by the claim query
             self._run_unit(crawler, full, rel, False, fingerprint, {Path(full): sha} if sha else {},
                            {Path(full): data} if data is not None else {})
 

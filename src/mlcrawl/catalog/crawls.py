@@ -138,40 +138,57 @@ def file_claims(con: duckdb.DuckDBPyConnection, root: str, walked: pa.Table, rul
                 retry_failed: bool) -> list[tuple]:
     """Which crawlers claim which walked files by name, and whether each unit is up to date.
 
-    Rules are lower-case suffixes, exact names or regexes (``rootcrawl.file_claim_rules``).
-    Returns ``(path, [(crawler, priority, current)])`` for the paths with a unit to read, and one
-    row with path NULL whose single item counts the up-to-date units nobody needs to ask.
+    Rules are lower-case suffixes (matched by equality on the name's last one or two
+    extensions), exact names, or regexes (``rootcrawl.file_claim_rules``): equi-joins, so the
+    cost grows with the files, not files x rules.  Returns ``(path, [(crawler, priority, current,
+    declined)])`` for the paths with a unit to read or a claim to decide, and one row with path
+    NULL whose single item counts the up-to-date units nobody needs to ask.
     """
+    # A regex given as a column is compiled again for every row; as a literal, once per query.
+    regex_branches = "".join(
+        f"""
+                UNION ALL
+                SELECT x.path, x.size, x.mtime_ns, x.inode, {_literal(r['crawler'])}, {int(r['priority'])},
+                       {int(r['version'])} FROM x WHERE regexp_full_match(x.name, {_literal(r['value'])})"""
+        for r in rules.to_pylist() if r["kind"] == "regex")
     con.register("walked", walked)
     con.register("rules", rules)
     try:
         return con.execute("""
             WITH w AS (
-                SELECT path, size, mtime_ns, inode, lower(regexp_extract(path, '[^/]*$')) AS name FROM walked),
+                SELECT path, size, mtime_ns, inode, lower(parse_filename(path)) AS name FROM walked),
+            x AS (
+                SELECT *, regexp_extract(name, '\.[^.]*$') AS ext1, regexp_extract(name, '\.[^.]*\.[^.]*$') AS ext2
+                FROM w),
             cand AS (
-                SELECT w.*, r.crawler, r.priority, r.version FROM w JOIN rules r
-                  ON r.kind = 'suffix' AND ends_with(w.name, r.value)
+                SELECT x.path, x.size, x.mtime_ns, x.inode, r.crawler, r.priority, r.version
+                FROM x JOIN rules r ON r.kind = 'suffix1' AND r.value = x.ext1
                 UNION ALL
-                SELECT w.*, r.crawler, r.priority, r.version FROM w JOIN rules r
-                  ON r.kind = 'name' AND w.name = r.value
+                SELECT x.path, x.size, x.mtime_ns, x.inode, r.crawler, r.priority, r.version
+                FROM x JOIN rules r ON r.kind = 'suffix2' AND r.value = x.ext2
                 UNION ALL
-                SELECT w.*, r.crawler, r.priority, r.version FROM w JOIN rules r
-                  ON r.kind = 'regex' AND regexp_full_match(w.name, r.value)),
+                SELECT x.path, x.size, x.mtime_ns, x.inode, r.crawler, r.priority, r.version
+                FROM x JOIN rules r ON r.kind = 'name' AND r.value = x.name
+{regex_branches}),
             judged AS (
                 SELECT c.path, c.crawler, c.priority,
-                       u.unit IS NOT NULL AND (NOT ? OR u.status = 'ok') AS current
-                FROM cand c LEFT JOIN units u
-                  ON u.root = ? AND u.crawler = c.crawler AND u.unit = c.path AND u.deleted_at IS NULL
-                 AND u.crawler_version = c.version
+                       u.unit IS NOT NULL AND (NOT ? OR u.status <> 'failed') AS current,
+                       coalesce(u.status = 'declined', false) AS declined
+                FROM cand c LEFT JOIN (SELECT * FROM units WHERE root = ? AND deleted_at IS NULL AND NOT is_dir) u
+                  ON u.crawler = c.crawler AND u.unit = c.path AND u.crawler_version = c.version
                  AND u.fingerprint = concat(c.size, ':', c.mtime_ns, ':', c.inode))
-            SELECT path, list((crawler, priority, current)) FROM judged
+            SELECT path, list((crawler, priority, current, declined)) FROM judged
             GROUP BY path HAVING bool_or(NOT current)
             UNION ALL
-            SELECT NULL, [(NULL::VARCHAR, count(*)::BIGINT, true)] FROM judged WHERE current""",
-            [retry_failed, root]).fetchall()
+            SELECT NULL, [(NULL::VARCHAR, count(*)::BIGINT, true, false)] FROM judged WHERE current AND NOT declined"""
+            .replace("{regex_branches}", regex_branches), [retry_failed, root]).fetchall()
     finally:
         con.unregister("walked")
         con.unregister("rules")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def close_root(con: duckdb.DuckDBPyConnection, root: str, deleted: list[str],

@@ -87,7 +87,7 @@ class BatchWriter:
     files: list[dict] = field(default_factory=list)
     symlinks: list[dict] = field(default_factory=list)
     units: list[UnitDone] = field(default_factory=list)
-    failed_units: list[UnitDone] = field(default_factory=list)
+    failed_units: list[tuple[UnitDone, str]] = field(default_factory=list)  # failed or declined
     records: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
     errors: int = 0
     warnings: int = 0
@@ -126,8 +126,14 @@ class BatchWriter:
 
         The unit's earlier records stay (the last good reading is not lost to a corrupt copy).
         """
-        self.failed_units.append(done)
+        self.failed_units.append((done, "failed"))
         self.add_error(done.crawler, done.unit, error)
+
+    def add_declined_unit(self, done: UnitDone) -> None:
+        """Buffer a path a crawler claimed by name but declined in ``match``: remembered with its
+        fingerprint so that, unchanged, it is not asked again."""
+        self.failed_units.append((done, "declined"))
+        self._bump(1)
 
     def _add_record(self, crawler: str, unit: str, record: Any) -> None:
         table = _TABLE_OF[type(record)]
@@ -168,23 +174,23 @@ class BatchWriter:
         self.records.clear()
         self._buffered = 0
 
-    def _unit_rows(self, units: list[UnitDone], status: str) -> pa.Table:
+    def _unit_rows(self, units: list[tuple[UnitDone, str]]) -> pa.Table:
         return pa.Table.from_pylist(
             [{"root": self.root, "crawler": u.crawler, "unit": u.unit, "is_dir": u.is_dir,
               "fingerprint": u.fingerprint, "crawler_version": u.crawler_version, "crawl_id": self.crawl_id,
-              "crawled_at": self.now, "deleted_at": None, "status": status} for u in units],
+              "crawled_at": self.now, "deleted_at": None, "status": status} for u, status in units],
             schema=UNIT_SCHEMA,
         )
 
     def _write(self, con: duckdb.DuckDBPyConnection) -> None:
         if self.failed_units:
-            con.register("failed_units", self._unit_rows(self.failed_units, "failed"))
+            con.register("failed_units", self._unit_rows(self.failed_units))
             con.execute("DELETE FROM units t USING failed_units d "
                         "WHERE t.root = d.root AND t.crawler = d.crawler AND t.unit = d.unit")
             con.execute("INSERT INTO units BY NAME SELECT * FROM failed_units")
             con.unregister("failed_units")
         if self.units:
-            done = self._unit_rows(self.units, "ok")
+            done = self._unit_rows([(u, "ok") for u in self.units])
             con.register("done_units", done)
             for table in _SCHEMAS:
                 if table == schema.ERRORS_TABLE:
