@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import make_tree
 
 from mlcrawl.catalog import Catalog
 from mlcrawl.config import Job, WatchSettings
@@ -384,3 +385,15 @@ def test_disappearing_root_is_reported_and_waited_for(tree: Path, tmp_path: Path
     assert code == 0, log
     assert "is gone" in log and "is back" in log
     assert _query(catalog, "SELECT count(*) AS n FROM files WHERE deleted_at IS NOT NULL") == [{"n": 0}]
+
+
+def test_polling_an_unchanged_tree_with_a_broken_symlink_goes_idle(tmp_path):
+    root = make_tree(tmp_path / "r", {"a/x.txt": "1", "b.txt": "2"})
+    (root / "a" / "dangling").symlink_to(root / "nowhere")
+    (root / "loop").symlink_to(root / "loop")
+    scanner = FolderScanner(str(root), sweep_every=1)
+    assert scanner.scan() == set()  # the baseline
+    for _ in range(3):
+        assert scanner.scan() == set()
+    (root / "b.txt").write_text("changed!")
+    assert scanner.scan() == {str(root / "b.txt")}

@@ -176,7 +176,8 @@ class FolderScanner:
     ``stat`` and ``scandir`` are injectable so tests need no real filesystem or timing.
     """
 
-    def __init__(self, root: str, rules: WalkRules | None = None, stat: Callable[[str], Any] = os.stat,
+    # lstat, like the listing: a broken symlink must not look changed on every poll (stat fails).
+    def __init__(self, root: str, rules: WalkRules | None = None, stat: Callable[[str], Any] = os.lstat,
                  scandir: Callable[[str], Any] = os.scandir, ignore: Callable[[str], bool] = lambda p: False,
                  sweep_every: int = 10, hot_scans: int = 10) -> None:
         self.root = root
@@ -205,7 +206,8 @@ class FolderScanner:
         path = self._abs(rel)
         known = self.folders.get(rel)
         try:
-            st = self.stat(path)
+            # The root may itself be a symlink to the shared folder: its target is what changes.
+            st = self.stat(path if rel else os.path.realpath(path))
             self.stats += 1
         except OSError:
             if known is not None:
