@@ -180,6 +180,9 @@ def crawl_stage(
         group=stage.group,
     )
     yield from stage_tags(run_id, stage, locked)
+    changed = changed_params(project, wdir, definition, locked, side_cache)
+    if changed:
+        yield Tag(run_id, "params_changed", ", ".join(changed))
     yield from stage_params(project, run_id, wdir, definition, locked, side_cache)
     yield from stage_metrics(project, run_id, wdir, definition, locked, top_metrics, side_cache)
     yield from stage_edges(project, node, wdir, definition, locked)
@@ -215,6 +218,24 @@ def stage_params(
         prefix = "" if str(file_name) == DEFAULT_PARAMS else f"{file_name}:"
         for key, value in keys.items():
             yield Param(run_id, f"{prefix}{key}", to_text(value), origin=origin)
+
+
+def changed_params(
+    project: Project, wdir: str, definition: Mapping, locked: Mapping | None, side_cache: dict
+) -> list[str]:
+    """``file:key`` of every declared param whose current value differs from dvc.lock's (DVC's
+    "changed deps" on params: a key added, removed or given another value)."""
+    if locked is None or not definition:
+        return []
+    recorded = locked.get("params") if isinstance(locked.get("params"), Mapping) else {}
+    current = current_param_values(project, wdir, definition, side_cache)
+    changed: list[str] = []
+    for file_name in sorted(set(map(str, recorded)) | set(current)):
+        was = dict(flatten(_as_dict(recorded.get(file_name))))
+        now = dict(flatten(_as_dict(current.get(file_name))))
+        path = resolve_path(project, wdir, file_name)
+        changed += [f"{path}:{key}" for key in sorted(set(was) | set(now)) if was.get(key) != now.get(key)]
+    return changed
 
 
 def current_param_values(project: Project, wdir: str, definition: Mapping, side_cache: dict) -> dict:

@@ -116,24 +116,30 @@ def lineage_command(path, direction, depth, fmt, config_path, catalog) -> None:
 
 @click.command("stale")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per stale output.")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when something is stale (for CI).")
 @config_option
 @catalog_option
-def stale_command(as_json, config_path, catalog) -> None:
-    """Outputs made from an input or code version that is no longer the current content."""
+def stale_command(as_json, exit_code, config_path, catalog) -> None:
+    """Outputs made from an input, code, param or command that changed since (DVC stages as `dvc status`)."""
+    keys = ("root", "output", "maker", "changed_input", "used_sha256", "current_sha256", "input_deleted",
+            "relation", "evidence", "depth", "path")
     with open_catalog(config_path, catalog) as con:
-        rows = con.execute("""SELECT root, output, maker, changed_input, used_sha256, current_sha256, input_deleted
-                              FROM stale ORDER BY root, output, changed_input""").fetchall()
-    keys = ("root", "output", "maker", "changed_input", "used_sha256", "current_sha256", "input_deleted")
+        rows = con.execute(f"SELECT {', '.join(keys)} FROM stale ORDER BY root, depth, output, changed_input").fetchall()
     for row in rows:
         item = dict(zip(keys, row))
         if as_json:
             click.echo(json.dumps(item))
-        else:
+        elif item["used_sha256"] or item["current_sha256"]:
             now = "deleted" if item["input_deleted"] else f"now {(item['current_sha256'] or '?')[:10]}"
             click.echo(f"{item['output']}: {item['changed_input']} was {(item['used_sha256'] or '?')[:10]}, "
-                       f"{now} (via {item['maker']})")
+                       f"{now} (via {' -> '.join(item['path'])}; made by {item['maker']})")
+        else:
+            click.echo(f"{item['output']}: {item['evidence']} (via {' -> '.join(item['path'])}; "
+                       f"made by {item['maker']})")
     if not rows and not as_json:
         click.echo("nothing stale")
+    if exit_code and rows:
+        raise SystemExit(1)
 
 
 @click.command("provenance")

@@ -73,28 +73,112 @@ VIEW_STATEMENTS: list[str] = [
        SELECT s.depth, s.node_type, s.name AS node, s.sha256, s.relation, s.via_name AS via, s.evidence,
               coalesce(c.confidence, s.confidence) AS confidence, c.chain
        FROM step s LEFT JOIN chain c USING (node) ORDER BY s.depth, s.name""",
-    # Outputs made from an input version (or by a code version) that is no longer the current
-    # content of that path: what `dvc status` says for declared stages, here for every edge.
+    # DVC stages whose recorded state differs from the project now, with `dvc status`'s words:
+    # a dependency or output whose md5 is not dvc.lock's (a folder's md5 is that of its `.dir`
+    # listing, rebuilt here from the files' md5s as DVC builds it: JSON of {md5, relpath} sorted
+    # by path parts), a missing one ("deleted"), a param or command that changed.  A stage never
+    # run has every dependency "modified" and every missing output "deleted", as DVC reports it.
+    # Files whose md5 the crawl did not compute are not judged.
+    """CREATE OR REPLACE VIEW dvc_status AS
+       WITH edges AS (
+           SELECT root, relation, md5,
+                  CASE WHEN relation = 'dvc_dep' THEN dst ELSE src END AS stage,
+                  CASE WHEN relation = 'dvc_dep' THEN src ELSE dst END AS path,
+                  coalesce(json_extract(facts, '$.locked')::BOOLEAN, true) AS locked
+           FROM declared_edges
+           WHERE crawler = 'dvc' AND relation IN ('dvc_dep', 'dvc_out')
+             AND (relation = 'dvc_dep' AND dst_type = 'stage' OR relation = 'dvc_out' AND src_type = 'stage')),
+       judged AS (
+           SELECT e.*, f.md5 AS file_md5,
+                  CASE WHEN e.md5 LIKE '%.dir' OR (f.path IS NULL AND e.md5 IS NULL) THEN (
+                      SELECT md5('[' || string_agg('{"md5": "' || c.md5 || '", "relpath": "'
+                                     || substr(c.path, length(e.path) + 2) || '"}', ', '
+                                     ORDER BY string_split(substr(c.path, length(e.path) + 2), '/')) || ']')
+                             || '.dir'
+                      FROM files c WHERE c.root = e.root AND c.deleted_at IS NULL
+                        AND starts_with(c.path, e.path || '/') AND c.md5 IS NOT NULL) END AS dir_md5,
+                  EXISTS (SELECT 1 FROM files c WHERE c.root = e.root AND c.deleted_at IS NULL
+                          AND (c.path = e.path OR starts_with(c.path, e.path || '/'))) AS present,
+                  EXISTS (SELECT 1 FROM files c WHERE c.root = e.root AND c.deleted_at IS NULL
+                          AND (c.path = e.path OR starts_with(c.path, e.path || '/')) AND c.md5 IS NULL) AS unhashed
+           FROM edges e
+           LEFT JOIN files f ON f.root = e.root AND f.path = e.path AND f.deleted_at IS NULL),
+       files_changed AS (
+           SELECT root, stage, CASE WHEN relation = 'dvc_dep' THEN 'changed deps' ELSE 'changed outs' END AS change,
+                  path, CASE WHEN NOT present THEN 'deleted' ELSE 'modified' END AS state,
+                  md5 AS recorded, coalesce(file_md5, dir_md5) AS current
+           FROM judged
+           WHERE NOT present
+              OR (NOT unhashed AND (NOT locked OR md5 IS DISTINCT FROM coalesce(file_md5, dir_md5)))),
+       runs_of AS (SELECT DISTINCT root, run_id, substr(run_id, 5) AS stage FROM runs WHERE source = 'dvc'),
+       tagged AS (
+           SELECT r.root, r.stage, 'changed deps' AS change, unnest(string_split(t.value, ', ')) AS path,
+                  'modified' AS state, NULL AS recorded, NULL AS current
+           FROM tags t JOIN runs_of r ON r.root = t.root AND r.run_id = t.run_id
+           WHERE t.key = 'params_changed'
+           UNION ALL
+           SELECT r.root, r.stage, 'changed command', NULL, NULL, NULL, NULL
+           FROM tags t JOIN runs_of r ON r.root = t.root AND r.run_id = t.run_id
+           WHERE t.key = 'cmd_changed' AND t.value = 'true'),
+       frozen AS (
+           SELECT r.root, r.stage FROM tags t JOIN runs_of r ON r.root = t.root AND r.run_id = t.run_id
+           WHERE t.key = 'frozen' AND lower(t.value) = 'true')
+       SELECT DISTINCT c.* FROM (SELECT * FROM files_changed UNION ALL SELECT * FROM tagged) c
+       WHERE NOT EXISTS (SELECT 1 FROM frozen z WHERE z.root = c.root AND z.stage = c.stage)""",
+    # Outputs made from an input, code, param or command that is no longer what it was when
+    # the output was made, and, transitively, every output made from a stale output (depth > 0,
+    # `path` lists the nodes from the changed input to the output).  DVC stages are judged by
+    # `dvc_status` (DVC's own meaning: md5s, params by value, the command); other makers by the
+    # file version each edge recorded against the current content.
     """CREATE OR REPLACE VIEW stale AS
-       WITH outputs AS (
+       WITH RECURSIVE makes AS (
            SELECT root, src_type AS maker_type, src AS maker, src_sha256 AS maker_sha256,
                   dst AS output, dst_sha256 AS output_sha256
            FROM lineage
            WHERE dst_type = 'file' AND relation IN ('wrote', 'produced', 'declared_output', 'logged_artifact', 'executed_as')),
+       uses AS (
+           SELECT DISTINCT root, src AS input, dst AS maker FROM lineage
+           WHERE src_type = 'file' AND relation <> 'copy_of'),
        inputs AS (
            SELECT root, dst AS maker, src AS input, src_sha256 AS used_sha256, relation, evidence
            FROM lineage
-           WHERE src_type = 'file' AND src_sha256 IS NOT NULL AND relation <> 'copy_of'
+           WHERE src_type = 'file' AND dst_type <> 'stage' AND src_sha256 IS NOT NULL AND relation <> 'copy_of'
            UNION ALL
            SELECT DISTINCT root, maker, maker, maker_sha256, 'code', 'the code itself'
-           FROM outputs WHERE maker_type = 'file' AND maker_sha256 IS NOT NULL)
-       SELECT DISTINCT o.root, o.output, o.output_sha256, o.maker, i.input AS changed_input,
-              i.used_sha256, f.sha256 AS current_sha256, f.deleted_at IS NOT NULL AS input_deleted,
-              i.relation, i.evidence
-       FROM outputs o
-       JOIN inputs i ON i.root = o.root AND i.maker = o.maker
-       JOIN files f ON f.root = i.root AND f.path = i.input
-       WHERE f.deleted_at IS NOT NULL OR f.sha256 IS DISTINCT FROM i.used_sha256""",
+           FROM makes WHERE maker_type = 'file' AND maker_sha256 IS NOT NULL),
+       by_version AS (
+           SELECT o.root, o.output, o.output_sha256, o.maker, i.input AS changed_input,
+                  i.used_sha256, f.sha256 AS current_sha256, f.deleted_at IS NOT NULL AS input_deleted,
+                  i.relation, i.evidence
+           FROM makes o
+           JOIN inputs i ON i.root = o.root AND i.maker = o.maker
+           JOIN files f ON f.root = i.root AND f.path = i.input
+           WHERE o.maker_type <> 'stage' AND (f.deleted_at IS NOT NULL OR f.sha256 IS DISTINCT FROM i.used_sha256)),
+       by_dvc AS (
+           SELECT s.root, CASE WHEN s.change = 'changed outs' THEN s.path ELSE o.output END AS output,
+                  CASE WHEN s.change = 'changed outs' THEN NULL ELSE o.output_sha256 END AS output_sha256,
+                  s.stage AS maker, coalesce(s.path, s.stage) AS changed_input,
+                  NULL AS used_sha256, NULL AS current_sha256, coalesce(s.state = 'deleted', false) AS input_deleted,
+                  s.change AS relation,
+                  'dvc status: ' || s.change || coalesce(' ' || s.path || ' ' || s.state, '')
+                      || coalesce(' (dvc.lock md5 ' || s.recorded || ', now ' || coalesce(s.current, 'none') || ')', '') AS evidence
+           FROM dvc_status s
+           LEFT JOIN makes o ON o.root = s.root AND o.maker = s.stage AND s.change <> 'changed outs'
+           WHERE s.change = 'changed outs' OR o.output IS NOT NULL),
+       chain(root, output, output_sha256, maker, changed_input, used_sha256, current_sha256, input_deleted,
+             relation, evidence, depth, path) USING KEY (root, output, changed_input) AS (
+           SELECT *, 0, CASE WHEN changed_input = output THEN [output] ELSE [changed_input, output] END FROM (SELECT * FROM by_version UNION ALL SELECT * FROM by_dvc)
+           UNION ALL
+           SELECT c.root, m.output, m.output_sha256, m.maker, c.changed_input, c.used_sha256, c.current_sha256,
+                  c.input_deleted, c.relation, c.evidence, c.depth + 1, list_append(c.path, m.output)
+           FROM chain c
+           JOIN uses u ON u.root = c.root AND u.input = c.output
+           JOIN makes m ON m.root = u.root AND m.maker = u.maker
+           WHERE c.depth < 50 AND NOT list_contains(c.path, m.output)
+             AND NOT EXISTS (SELECT 1 FROM recurring.chain r WHERE r.root = c.root AND r.output = m.output
+                             AND r.changed_input = c.changed_input))
+       SELECT root, output, output_sha256, maker, changed_input, used_sha256, current_sha256, input_deleted,
+              relation, evidence, depth, path FROM chain""",
     # Problems that still stand: those of each current unit's latest reading (a failed unit is
     # not re-read while unchanged, so its error stays open), and the walk/hash problems of each
     # root's latest crawl.  One row per path, crawler and problem, with first and last seen.
