@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .lineage import Hop, resolve_node, walk
+from .lineage import Hop, locate_node, walk
 
 FORMATS = ("tree", "json", "dot", "mermaid")
 
@@ -27,27 +27,32 @@ def open_catalog(config_path: str | None, catalog: str | None):
 
 def render_tree(start: str, hops: list[Hop], direction: str) -> str:
     """An indented tree: each node once, under the node it was first reached from."""
-    children: dict[str, list[Hop]] = {}
+    # Nodes are (root, name): the same relative path in two roots is two nodes.
+    children: dict[tuple[str, str], list[Hop]] = {}
     for hop in hops:
-        children.setdefault(hop.dst if direction == "up" else hop.src, []).append(hop)
+        children.setdefault((hop.root, hop.dst if direction == "up" else hop.src), []).append(hop)
     lines = [start]
-    shown = {start}
+    roots = sorted({hop.root for hop in hops if hop.depth == 1})
+    shown = {(root, start) for root in roots}
 
-    def visit(node: str, prefix: str) -> None:
+    def visit(node: tuple[str, str], prefix: str) -> None:
         kids = children.get(node, [])
         for i, hop in enumerate(kids):
             last = i == len(kids) - 1
             far = hop.far_end(direction)
             sha = hop.src_sha256 if direction == "up" else hop.dst_sha256
             version = f" @{sha[:10]}" if sha else ""
-            again = " (see above)" if far in shown else ""
+            again = " (see above)" if (hop.root, far) in shown else ""
             lines.append(f"{prefix}{'└── ' if last else '├── '}{hop.relation}: {far}{version}"
                          f"  [{hop.confidence:.2f}] {hop.evidence}{again}")
             if not again:
-                shown.add(far)
-                visit(far, prefix + ("    " if last else "│   "))
+                shown.add((hop.root, far))
+                visit((hop.root, far), prefix + ("    " if last else "│   "))
 
-    visit(start, "")
+    for root in roots:
+        if len(roots) > 1:
+            lines.append(f"in {root}:")
+        visit((root, start), "")
     return "\n".join(lines)
 
 
@@ -104,13 +109,15 @@ RENDERERS = {"tree": render_tree, "json": render_json, "dot": render_dot, "merma
 @click.option("--down", "direction", flag_value="down", help="What depends on PATH.")
 @click.option("--depth", type=click.IntRange(min=1), default=1000, show_default=True, help="Stop this many edges away.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="tree", show_default=True)
+@click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="Follow only edges at least this confident.")
 @config_option
 @catalog_option
-def lineage_command(path, direction, depth, fmt, config_path, catalog) -> None:
+def lineage_command(path, direction, depth, fmt, min_confidence, config_path, catalog) -> None:
     """Trace PATH (a file path or run id) upstream or downstream through the lineage graph."""
     with open_catalog(config_path, catalog) as con:
-        node = resolve_node(con, path)
-        hops = walk(con, node, direction, depth)
+        root, node = locate_node(con, path)
+        hops = walk(con, node, direction, depth, root=root, min_confidence=min_confidence)
     click.echo(RENDERERS[fmt](node, hops, direction))
 
 
@@ -153,7 +160,8 @@ def provenance_command(path, html_file, markdown_file, config_path, catalog) -> 
     from .provenance import build_provenance, render_html, render_markdown
 
     with open_catalog(config_path, catalog) as con:
-        report = build_provenance(con, resolve_node(con, path))
+        root, node = locate_node(con, path)
+        report = build_provenance(con, node, root)
     markdown = render_markdown(report)
     if markdown_file:
         Path(markdown_file).write_text(markdown, encoding="utf-8")

@@ -14,7 +14,8 @@ the run or notebook ran), ``dir`` (a folder written as a whole, e.g. a tracking 
 Every edge but ``copy_of`` belongs to the crawler unit whose records it came from (column
 ``unit``), so a crawl recomputes only the edges of the units it crawled; ``copy_of`` edges are
 recomputed for the contents of files that changed.  The catalog does the work in SQL.
-``src_key``/``dst_key`` are 64-bit hashes of the node names, stored so the recursive
+A node is its name within its crawl root: two roots holding the same relative path are two
+nodes.  ``src_key``/``dst_key`` are 64-bit hashes of (root, node name), stored so the recursive
 ``upstream``/``downstream`` macros join integers (the macros look keys up, never recompute
 them, so a duckdb CLI of another version reads them right).
 ``walk`` reads the graph back for the CLI, the provenance report and the OpenLineage export.
@@ -89,6 +90,7 @@ def _update(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, full: bool
         con.execute(f"ALTER TABLE lineage ADD COLUMN IF NOT EXISTS {name} {sql_type}")
     con.execute("BEGIN TRANSACTION")
     try:
+        rekey(con)
         units = select_scope(con, root, crawl_id, full)
         removed = delete_scope(con, root, full)
         collect_edges(con, root)
@@ -103,6 +105,13 @@ def _update(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, full: bool
         for table in ("lin_scope", "lin_raw", "lin_new", "lin_shas"):
             con.execute(f"DROP TABLE IF EXISTS {table}")
     return LineageStats(units=units, edges_removed=removed, edges_added=added, copies=copies)
+
+
+def rekey(con: duckdb.DuckDBPyConnection) -> None:
+    """Give edges stored before node keys included the root their (root, name) keys."""
+    stale_keys = con.execute("SELECT 1 FROM lineage WHERE src_key IS DISTINCT FROM hash(root, src) LIMIT 1").fetchall()
+    if stale_keys:
+        con.execute("UPDATE lineage SET src_key = hash(root, src), dst_key = hash(root, dst)")
 
 
 def select_scope(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, full: bool) -> int:
@@ -263,7 +272,8 @@ def insert_edges(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int) -> in
     """Append ``lin_new`` to ``lineage``; the number of edges added."""
     return con.execute(f"""INSERT INTO lineage ({_COLUMNS})
         SELECT src_type, src, src_sha256, dst_type, dst, dst_sha256, relation, evidence, confidence,
-               crawler, ?, ?, unit, hash(src), hash(dst) FROM lin_new""", [crawl_id, root]).fetchall()[0][0]
+               crawler, $crawl_id, $root, unit, hash($root, src), hash($root, dst) FROM lin_new""",
+        {"crawl_id": crawl_id, "root": root}).fetchall()[0][0]
 
 
 def refresh_copies(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, full: bool) -> int:
@@ -291,7 +301,7 @@ def refresh_copies(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, ful
             WHERE f.root = $1 AND f.deleted_at IS NULL AND f.size >= {COPY_MIN_BYTES})
         SELECT 'file', original, sha256, 'file', path, sha256, 'copy_of',
                'identical sha256 ' || left(sha256, 12) || ' at ' || n || ' paths', 0.9,
-               'lineage', $2, $1, path, hash(original), hash(path)
+               'lineage', $2, $1, path, hash($1, original), hash($1, path)
         FROM holders WHERE n BETWEEN 2 AND {COPY_MAX_PATHS} AND path <> original""",
                        [root, crawl_id]).fetchall()[0][0]
 
@@ -317,45 +327,60 @@ class Hop:
         return self.src if direction == "up" else self.dst
 
 
-def resolve_node(con: duckdb.DuckDBPyConnection, name: str) -> str:
-    """The lineage node a user means by ``name``: a node name, or a path under a crawl root.
+def locate_node(con: duckdb.DuckDBPyConnection, name: str) -> tuple[str | None, str]:
+    """``(root, node name)`` of what ``name`` means; the root is None when a bare name is in several roots.
 
-    Raises UnknownNodeError when nothing in the graph has that name.
+    A path under a crawl root names the node of that root; a bare node name names it in every
+    root that holds it.  Raises UnknownNodeError when nothing in the graph has that name.
     """
-    candidates = [name, name.rstrip("/")]
     path = Path(name).expanduser().absolute().resolve()
-    for (root,) in con.execute("SELECT DISTINCT root FROM lineage").fetchall():
+    candidates: list[tuple[str | None, str]] = []
+    for (root,) in con.execute("SELECT DISTINCT root FROM lineage ORDER BY root").fetchall():
         if path.is_relative_to(Path(root).resolve()):
-            candidates.append(path.relative_to(Path(root).resolve()).as_posix())
-    for candidate in candidates:
-        hit = con.execute("SELECT 1 FROM lineage WHERE src = $n OR dst = $n LIMIT 1", {"n": candidate}).fetchall()
-        if hit:
-            return candidate
+            candidates.append((root, path.relative_to(Path(root).resolve()).as_posix()))
+    candidates += [(None, name), (None, name.rstrip("/"))]
+    for root, candidate in candidates:
+        roots = [r for (r,) in con.execute(
+            "SELECT DISTINCT root FROM lineage WHERE (src = $n OR dst = $n) AND ($r IS NULL OR root = $r)",
+            {"n": candidate, "r": root}).fetchall()]
+        if roots:
+            return (roots[0] if len(roots) == 1 else None), candidate
     raise UnknownNodeError(f"{name!r} is not in the lineage graph (no edge names it; crawl its folder, "
                            "or check the path relative to the crawl root)")
 
 
-def walk(con: duckdb.DuckDBPyConnection, node: str, direction: str = "up", max_depth: int = 1000) -> list[Hop]:
+def walk(con: duckdb.DuckDBPyConnection, node: str, direction: str = "up", max_depth: int = 1000,
+         root: str | None = None, min_confidence: float = 0.0) -> list[Hop]:
     """Every edge reachable from ``node`` upstream (``up``) or downstream (``down``), breadth first.
 
-    Each node is expanded once, at its shortest depth, so shared inputs and cycles cost nothing.
+    Nodes are (root, name) pairs: the walk never crosses from one root's node to another's of
+    the same name.  ``root`` None starts from the node in every root that holds it.  Edges below
+    ``min_confidence`` are not followed.  Each node is expanded once, at its shortest depth, so
+    shared inputs and cycles cost nothing.
     """
     near, far = ("dst", "src") if direction == "up" else ("src", "dst")
-    seen = {node}
-    frontier = [node]
+    starts = con.execute(f"SELECT DISTINCT root FROM lineage WHERE {near} = $n AND ($r IS NULL OR root = $r)",
+                         {"n": node, "r": root}).fetchall()
+    frontier = [(r, node) for (r,) in starts]
+    seen = set(frontier)
     hops: list[Hop] = []
     depth = 0
     while frontier and depth < max_depth:
         depth += 1
-        rows = con.execute(f"""SELECT src_type, src, src_sha256, dst_type, dst, dst_sha256, relation, evidence,
-                                      confidence, root
-                               FROM lineage WHERE {near} IN (SELECT unnest($nodes))
-                               ORDER BY {near}, {far}, relation""", {"nodes": frontier}).fetchall()
+        rows = con.execute(f"""SELECT l.src_type, l.src, l.src_sha256, l.dst_type, l.dst, l.dst_sha256, l.relation,
+                                      l.evidence, l.confidence, l.root
+                               FROM lineage l
+                               JOIN (SELECT unnest($roots) AS r, unnest($names) AS n) f
+                                 ON l.root = f.r AND l.{near} = f.n
+                               WHERE l.confidence >= $min
+                               ORDER BY l.root, l.{near}, l.{far}, l.relation""",
+                           {"roots": [r for r, _ in frontier], "names": [n for _, n in frontier],
+                            "min": min_confidence}).fetchall()
         frontier = []
         for row in rows:
             hop = Hop(depth, *row)
             hops.append(hop)
-            reached = hop.far_end(direction)
+            reached = (hop.root, hop.far_end(direction))
             if reached not in seen:
                 seen.add(reached)
                 frontier.append(reached)

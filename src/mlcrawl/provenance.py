@@ -39,12 +39,13 @@ class Provenance:
     hops: list[Hop] = field(default_factory=list)
 
 
-def build_provenance(con: duckdb.DuckDBPyConnection, node: str) -> Provenance:
-    """Collect the report of ``node`` (a path or run id already known to the graph)."""
-    hops = walk(con, node, "up", GRAPH_DEPTH)
+def build_provenance(con: duckdb.DuckDBPyConnection, node: str, root: str | None = None) -> Provenance:
+    """Collect the report of ``node`` (a path or run id already known to the graph) in ``root``
+    (default: the first root whose graph names it)."""
+    root = root or root_of(con, node)
+    hops = walk(con, node, "up", GRAPH_DEPTH, root=root)
     node_type = node_type_of(con, node)
-    report = Provenance(node=node, node_type=node_type, hops=hops,
-                        root=hops[0].root if hops else root_of(con, node))
+    report = Provenance(node=node, node_type=node_type, hops=hops, root=root)
     report.file = file_facts(con, report.root, node) if node_type == "file" else None
     report.producers = [hop_dict(h) for h in hops if h.depth == 1]
     run_id = find_run(con, node, hops)
@@ -78,7 +79,8 @@ def node_type_of(con: duckdb.DuckDBPyConnection, node: str) -> str:
 
 def root_of(con: duckdb.DuckDBPyConnection, node: str) -> str | None:
     """The crawl root of an edge naming ``node``."""
-    rows = con.execute("SELECT root FROM lineage WHERE src = $n OR dst = $n LIMIT 1", {"n": node}).fetchall()
+    rows = con.execute("SELECT root FROM lineage WHERE src = $n OR dst = $n ORDER BY root LIMIT 1",
+                       {"n": node}).fetchall()
     return rows[0][0] if rows else None
 
 
