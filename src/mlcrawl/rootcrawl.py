@@ -134,11 +134,46 @@ def file_claim_rules(crawlers: list[BaseCrawler]) -> pa.Table:
                                             ("version", pa.int64()), ("kind", pa.string()), ("value", pa.string())]))
 
 
+def scopes_for(root: str, changed: set[str], unit_folders: set[str]) -> list[str]:
+    """The folders a watch batch walks: for each changed path, the innermost folder unit that holds
+    it (its fingerprint covers the whole unit), else its nearest existing folder; nested merged.
+
+    Folder units further out keep their fingerprint until the next full walk (watch start, overflow).
+    """
+    picked = set()
+    for path in changed:
+        rel = os.path.relpath(path, root).replace(os.sep, "/")
+        if rel.startswith(".."):
+            continue
+        folder = "" if rel == "." else (rel.rsplit("/", 1)[0] if "/" in rel else "")
+        while folder and not os.path.isdir(os.path.join(root, folder)):
+            folder = folder.rsplit("/", 1)[0] if "/" in folder else ""
+        candidate = folder
+        while True:
+            if (candidate or ".") in unit_folders:
+                folder = candidate
+                break
+            if not candidate:
+                break
+            candidate = candidate.rsplit("/", 1)[0] if "/" in candidate else ""
+        picked.add(folder)
+    if "" in picked:
+        return [""]
+    ordered = sorted(picked)
+    merged: list[str] = []
+    for folder in ordered:
+        if not merged or not folder.startswith(merged[-1] + "/"):
+            merged.append(folder)
+    return merged
+
+
 class RootCrawl:
     """The state of crawling one root into one writer."""
 
-    def __init__(self, runner: Runner, root: str, writer: BatchWriter, summary: CrawlSummary) -> None:
+    def __init__(self, runner: Runner, root: str, writer: BatchWriter, summary: CrawlSummary,
+                 scopes: list[str] | None = None) -> None:
         self.runner = runner
+        self.scopes = scopes
         self.job = runner.job
         self.root = root
         self.writer = writer
@@ -157,7 +192,7 @@ class RootCrawl:
         """Walk, diff, hash, crawl units, then deletions; the writer is flushed at the end."""
         self._walk()
         with self.runner.catalog.connect() as con:
-            diff = crawls.diff_stats(con, self.root, self.walked.table())
+            diff = crawls.diff_stats(con, self.root, self.walked.table(), self.scopes)
             folder_state = crawls.unit_state(con, self.root, only_ok=self.runner.retry_failed, folders=True)
         self._stored_hashes: dict[str, str] | None = None
         self.summary.files_unchanged += diff.unchanged
@@ -173,7 +208,9 @@ class RootCrawl:
         md5_depths: list[int] = []
         depth = 0
         want_md5 = self.job.md5 == "always"
-        for event in walk(self.root, self.runner.rules):
+        events = (event for start in (self.scopes if self.scopes is not None else [""])
+                  for event in walk(self.root, self.runner.rules, start=start))
+        for event in events:
             if type(event) is FileEntry:
                 st = event.stat
                 w.paths.append(event.rel)
@@ -378,7 +415,7 @@ class RootCrawl:
     def _finish(self, diff: crawls.StatDiff) -> None:
         gone, before = len(diff.gone), diff.present_before
         guard = self.job.delete_guard
-        emptied = not self.walked.paths
+        emptied = not self.walked.paths and self.scopes in (None, [""])
         refused = gone and (emptied or (before and gone / before > guard)) and not self.runner.allow_mass_delete
         if refused:
             why = "the root is empty" if emptied else \
@@ -392,4 +429,5 @@ class RootCrawl:
         deleted = diff.gone if gone and not refused else []
         self.summary.files_deleted += len(deleted)
         with self.runner.catalog.connect() as con:
-            crawls.close_root(con, self.root, deleted, None if refused else (running, self.seen_units), now)
+            crawls.close_root(con, self.root, deleted, None if refused else (running, self.seen_units), now,
+                              self.scopes)

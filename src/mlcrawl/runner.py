@@ -18,7 +18,7 @@ from .catalog.writer import BatchWriter
 from .config import Job
 from .crawler import BaseCrawler, options_from
 from .records import CrawlError
-from .rootcrawl import RootCrawl
+from .rootcrawl import RootCrawl, scopes_for
 from .walk import WalkRules
 
 Progress = Callable[[str, int], None]
@@ -60,7 +60,8 @@ class Runner:
 
     def __init__(self, catalog: Catalog, job: Job, crawlers: list[BaseCrawler], crawler_options: dict | None = None,
                  progress: Progress | None = None, allow_mass_delete: bool = False, kind: str = "crawl",
-                 retry_failed: bool = False, unit_seconds: float = 300.0) -> None:
+                 retry_failed: bool = False, unit_seconds: float = 300.0,
+                 changed: dict[str, set[str]] | None = None) -> None:
         self.catalog = catalog
         self.job = job
         self.crawlers = crawlers
@@ -73,6 +74,8 @@ class Runner:
         self.crawler_options = {c.name: options_from(c.Options, (crawler_options or {}).get(c.name, {}), f"crawlers.{c.name}")
                                 for c in crawlers}
         self.retry_failed = retry_failed
+        # Watch batches: the absolute paths that changed, per root; only what holds them is walked.
+        self.changed = changed
         self.unit_seconds = unit_seconds
         self.progress = progress or (lambda event, n: None)
         self.allow_mass_delete = allow_mass_delete
@@ -122,7 +125,13 @@ class Runner:
             writer.flush()
             summary.errors += 1
             return False
-        RootCrawl(self, root, writer, summary).run()
+        scopes = None
+        if self.changed is not None:
+            with self.catalog.connect(read_only=True) as con:
+                scopes = scopes_for(root, self.changed.get(root, set()), crawls.folder_units(con, root))
+            if not scopes:
+                return True  # nothing changed under this root
+        RootCrawl(self, root, writer, summary, scopes).run()
         self._update_lineage(root, writer, summary.crawl_id)
         summary.errors += writer.errors
         summary.warnings += writer.warnings

@@ -136,6 +136,7 @@ class _Walker:
     root: str
     rules: WalkRules
     scandir: Callable[[str], object]
+    start: str = ""
     real_root: str = ""
     ignore_stack: list[tuple[str, pathspec.PathSpec]] = field(default_factory=list)
     active_dirs: set[tuple[int, int]] = field(default_factory=set)
@@ -143,13 +144,16 @@ class _Walker:
     def walk(self) -> Iterator[WalkEvent]:
         # An explicit stack, never recursion: a tree 10,000 folders deep is a tree like any other.
         self.real_root = os.path.realpath(self.root)
+        top = os.path.join(self.root, self.start) if self.start else self.root
         try:
-            st = os.stat(self.root)
+            st = os.stat(top)
         except OSError as exc:
-            yield WalkProblem(".", "unreadable_root", f"cannot read crawl root: {exc.strerror or exc}")
+            yield WalkProblem(self.start or ".", "unreadable_root", f"cannot read crawl root: {exc.strerror or exc}")
             return
+        if self.start:
+            yield from self._ancestor_ignore_files()
         stack: list[_Frame] = []
-        yield from self._enter(stack, self.root, "", (st.st_dev, st.st_ino))
+        yield from self._enter(stack, top, self.start, (st.st_dev, st.st_ino))
         # Plain files (no symlink, valid UTF-8 name, no per-file globs) take an inlined fast path:
         # they are nearly every entry of a big tree.
         plain = not self.rules.exclude and self.rules.include == () and self.rules.use_ignore_files
@@ -174,6 +178,15 @@ class _Walker:
                     yield FileEntry(entry.path, f"{frame.rel}/{name}" if frame.rel else name, st)
                     continue
             yield from self._entry(stack, frame.rel, *item)
+
+    def _ancestor_ignore_files(self) -> Iterator[WalkEvent]:
+        """A walk that starts below the root still obeys the ignore files of the folders above."""
+        parts = self.start.split("/")
+        for n in range(len(parts)):
+            rel = "/".join(parts[:n])
+            folder = os.path.join(self.root, rel) if rel else self.root
+            if self.rules.use_ignore_files and os.path.isfile(os.path.join(folder, IGNORE_FILE)):
+                yield from self._load_ignore_file(folder, rel)
 
     def _ignored_by_files(self, rel: str, is_dir: bool) -> bool:
         for base, spec in self.ignore_stack:
@@ -299,6 +312,10 @@ class _Walker:
             yield from self._file(entry.path, rel, lambda: st)
 
 
-def walk(root: Path | str, rules: WalkRules | None = None, scandir: Callable | None = None) -> Iterator[WalkEvent]:
-    """Walk ``root`` and yield events in catalog path order.  ``scandir`` is injectable for tests."""
-    return _Walker(os.fspath(root), rules or WalkRules(), scandir or os.scandir).walk()
+def walk(root: Path | str, rules: WalkRules | None = None, scandir: Callable | None = None,
+         start: str = "") -> Iterator[WalkEvent]:
+    """Walk ``root`` (or only its subfolder ``start``, paths still relative to ``root``) depth-first.
+
+    ``scandir`` is injectable for tests.
+    """
+    return _Walker(os.fspath(root), rules or WalkRules(), scandir or os.scandir, start.strip("/")).walk()

@@ -121,10 +121,13 @@ class Debouncer:
         self._first_settled: float | None = None
         self._lock = threading.Lock()
 
-    def add(self, path: str, now: float) -> None:
-        """Note an event on ``path`` at ``now`` (thread-safe: observers call it)."""
+    def add(self, path: str, now: float, closed: bool = False) -> None:
+        """Note an event on ``path`` at ``now`` (thread-safe: observers call it).
+
+        ``closed``: its writer closed it (inotify's IN_CLOSE_WRITE), so it needs no settle time.
+        """
         with self._lock:
-            self._last[path] = now
+            self._last[path] = now - self.settle if closed else now
 
     def __len__(self) -> int:
         return len(self._last)
@@ -330,10 +333,11 @@ def _event_handler(debouncer: Debouncer, ignore: Callable[[str], bool], clock: C
             # Reads by our own crawl raise "opened"/"closed_no_write": never a reason to crawl.
             if event.event_type not in wanted:
                 return
+            closed = event.event_type == "closed"
             for path in (event.src_path, getattr(event, "dest_path", "")):
                 path = os.fsdecode(path)
                 if path and not ignore(path):
-                    debouncer.add(path, clock())
+                    debouncer.add(path, clock(), closed)
 
     return _Handler()
 
@@ -436,7 +440,12 @@ class Watcher:
         for root in self.roots:
             if root not in self.missing and not os.path.isdir(root):
                 self._lost(root, report)
-        runner = Runner(self.catalog, self.job, self.crawlers, self.crawler_options, kind="watch-batch")
+        # Event batches walk only what holds the changed paths; catch-up crawls walk everything.
+        changed = None
+        if why in ("batch", "final"):
+            changed = {root: {p for p in paths if _under(p, root)} for root in self.roots}
+        runner = Runner(self.catalog, self.job, self.crawlers, self.crawler_options, kind="watch-batch",
+                        changed=changed)
         try:
             summary = runner.run()
         except CatalogLocked as exc:

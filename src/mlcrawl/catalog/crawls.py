@@ -56,9 +56,23 @@ def finish_crawl(con: duckdb.DuckDBPyConnection, crawl_id: int, counts: dict) ->
     con.execute(f"UPDATE crawls SET {assignments} WHERE crawl_id = ?", [*counts.values(), crawl_id])
 
 
-def diff_stats(con: duckdb.DuckDBPyConnection, root: str, walked: pa.Table) -> StatDiff:
-    """Compare the walk's stat rows with the catalog's files of ``root``, in one join."""
+def _scope_sql(con: duckdb.DuckDBPyConnection, column: str, scopes: list[str] | None) -> str:
+    """A condition keeping ``column`` paths under the scope folders (registers ``scopes``); TRUE for all."""
+    if scopes is None:
+        return "TRUE"
+    con.register("scopes", pa.table({"prefix": pa.array(scopes, pa.string())}))
+    return (f"EXISTS (SELECT 1 FROM scopes s WHERE s.prefix = '' OR {column} = s.prefix "
+            f"OR starts_with({column}, s.prefix || '/'))")
+
+
+def diff_stats(con: duckdb.DuckDBPyConnection, root: str, walked: pa.Table, scopes: list[str] | None = None) -> StatDiff:
+    """Compare the walk's stat rows with the catalog's files of ``root``, in one join.
+
+    ``scopes`` (folders relative to the root) limits what a missing file can mean: a watch batch
+    that walked only some folders says nothing of files elsewhere.
+    """
     con.register("walked", walked)
+    in_scope = _scope_sql(con, "f.path", scopes)
     try:
         todo = con.sql("""
             SELECT w.path, w.size, w.mtime_ns, w.inode, w.uid, w.want_md5,
@@ -67,12 +81,15 @@ def diff_stats(con: duckdb.DuckDBPyConnection, root: str, walked: pa.Table) -> S
             WHERE f.path IS NULL OR f.deleted_at IS NOT NULL OR f.size <> w.size OR f.mtime_ns <> w.mtime_ns
                OR f.inode <> w.inode OR (f.sha256 IS NULL AND f.hash_note IS NULL)
                OR (w.want_md5 AND f.md5 IS NULL AND f.sha256 IS NOT NULL)""", params=[root]).to_arrow_table()
-        gone = [r[0] for r in con.execute("""
+        gone = [r[0] for r in con.execute(f"""
             SELECT f.path FROM files f ANTI JOIN walked w ON f.path = w.path
-            WHERE f.root = ? AND f.deleted_at IS NULL""", [root]).fetchall()]
-        present = con.execute("SELECT count(*) FROM files WHERE root = ? AND deleted_at IS NULL", [root]).fetchall()[0][0]
+            WHERE f.root = ? AND f.deleted_at IS NULL AND {in_scope}""", [root]).fetchall()]
+        present = con.execute(f"SELECT count(*) FROM files f WHERE root = ? AND deleted_at IS NULL AND {in_scope}",
+                              [root]).fetchall()[0][0]
     finally:
         con.unregister("walked")
+        if scopes is not None:
+            con.unregister("scopes")
     return StatDiff(todo, gone, walked.num_rows - todo.num_rows, present)
 
 
@@ -116,7 +133,7 @@ def unit_state(con: duckdb.DuckDBPyConnection, root: str, only_ok: bool,
 
 
 def retire_units(con: duckdb.DuckDBPyConnection, root: str, crawlers: set[str], seen_folders: set[tuple[str, str]],
-                 gone: list[str], now: datetime) -> None:
+                 gone: list[str], now: datetime, scopes: list[str] | None = None) -> None:
     """Units of ``crawlers`` whose folder was not claimed this time or whose file is gone keep
     their rows, marked ``deleted_at``."""
     seen = pa.table({"crawler": pa.array([c for c, _ in seen_folders], pa.string()),
@@ -124,13 +141,15 @@ def retire_units(con: duckdb.DuckDBPyConnection, root: str, crawlers: set[str], 
     con.register("seen_folders", seen)
     con.register("gone_paths", pa.table({"path": pa.array(gone, pa.string())}))
     con.register("running", pa.table({"crawler": pa.array(sorted(crawlers), pa.string())}))
+    in_scope = _scope_sql(con, "unit", scopes)
     try:
-        con.execute("""UPDATE units SET deleted_at = ?
-                       WHERE root = ? AND deleted_at IS NULL AND crawler IN (SELECT crawler FROM running)
-                         AND ((is_dir AND (crawler, unit) NOT IN (SELECT (crawler, unit) FROM seen_folders))
-                              OR (NOT is_dir AND unit IN (SELECT path FROM gone_paths)))""", [now, root])
+        con.execute(f"""UPDATE units SET deleted_at = ?
+                        WHERE root = ? AND deleted_at IS NULL AND crawler IN (SELECT crawler FROM running)
+                          AND ((is_dir AND {in_scope}
+                                AND (crawler, unit) NOT IN (SELECT (crawler, unit) FROM seen_folders))
+                               OR (NOT is_dir AND unit IN (SELECT path FROM gone_paths)))""", [now, root])
     finally:
-        for name in ("seen_folders", "gone_paths", "running"):
+        for name in ("seen_folders", "gone_paths", "running", *(("scopes",) if scopes is not None else ())):
             con.unregister(name)
 
 
@@ -192,7 +211,8 @@ def _literal(text: str) -> str:
 
 
 def close_root(con: duckdb.DuckDBPyConnection, root: str, deleted: list[str],
-               retire: tuple[set[str], set[tuple[str, str]]] | None, now: datetime) -> None:
+               retire: tuple[set[str], set[tuple[str, str]]] | None, now: datetime,
+               scopes: list[str] | None = None) -> None:
     """End a root's crawl in one transaction: mark ``deleted``, touch what is present, retire units
     (``retire`` = running crawlers and the folder units seen; None when the delete guard refused)."""
     con.execute("BEGIN TRANSACTION")
@@ -201,8 +221,14 @@ def close_root(con: duckdb.DuckDBPyConnection, root: str, deleted: list[str],
             mark_deleted(con, root, deleted, now)
         touch_present(con, root, now)
         if retire is not None:
-            retire_units(con, root, *retire, deleted, now)
+            retire_units(con, root, *retire, deleted, now, scopes)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def folder_units(con: duckdb.DuckDBPyConnection, root: str) -> set[str]:
+    """The folders of ``root`` that are live folder units of some crawler."""
+    return {r[0] for r in con.execute(
+        "SELECT DISTINCT unit FROM units WHERE root = ? AND is_dir AND deleted_at IS NULL", [root]).fetchall()}
