@@ -119,6 +119,7 @@ def median(values: list[float]) -> float:
 
 def measure(root: Path, workdir: Path, repeat: int) -> dict:
     """Every timed row for one tree, with its reference, median of ``repeat``."""
+    root = root.resolve()  # find does not follow a symlinked root
     rows = {}
     for crawlers in ("all", "none"):
         cold, ref_sha, warm, ref_stat, rss = [], [], [], [], []
@@ -142,6 +143,7 @@ def measure(root: Path, workdir: Path, repeat: int) -> dict:
 
 def readers_during_crawl(root: Path, workdir: Path) -> dict:
     """Read-only queries in a loop while a cold crawl writes: failures and the slowest read."""
+    root = root.resolve()
     db = fresh(workdir / "perf-readers.duckdb")
     stop = workdir / "readers.stop"
     stop.unlink(missing_ok=True)

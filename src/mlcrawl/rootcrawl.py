@@ -69,7 +69,8 @@ class _Walked:
 
     def table(self) -> pa.Table:
         return pa.table([self.paths, pa.array(self.sizes, pa.int64()), pa.array(self.mtimes, pa.int64()),
-                         pa.array(self.inodes, pa.int64()), pa.array(self.uids, pa.int64()), self.md5],
+                         pa.array(self.inodes, pa.int64()), pa.array(self.uids, pa.int64()), self.md5,
+                         pa.array(range(len(self.paths)), pa.int64())],
                         schema=crawls.WALK_SCHEMA)
 
     def fingerprint(self, start: int, end: int) -> str:
@@ -243,44 +244,43 @@ class RootCrawl:
 
     # -- files --------------------------------------------------------------------------------
 
-    def _file_candidates(self) -> dict[str, list[tuple[BaseCrawler, int, bool, bool]]]:
-        """path -> [(crawler, priority, up to date, declined)] for every path with a claim to decide."""
+    def _file_candidates(self) -> dict[str, tuple[int, list[tuple[BaseCrawler, int, bool, bool]]]]:
+        """path -> (walk row, [(crawler, priority, up to date, declined)]) for every path with a claim to decide."""
         if not any(c.claims.files for c in self.runner.crawlers):
             return {}
         with self.runner.catalog.connect() as con:
             rows = crawls.file_claims(con, self.root, self.walked.table(), file_claim_rules(self.runner.crawlers),
                                       self.runner.retry_failed)
         out = {}
-        for path, cands in rows:
+        for path, i, cands in rows:
             if path is None:
                 self.summary.units_skipped += cands[0][1]
             else:
-                out[path] = [(self.by_name[c], p, cur, declined) for c, p, cur, declined in cands]
+                out[path] = (i, [(self.by_name[c], p, cur, declined) for c, p, cur, declined in cands])
         return out
 
     def _hash_and_crawl_files(self, todo: pa.Table, pool: HashPool) -> None:
-        todo_rows = todo.to_pylist()
         candidates = self._file_candidates()
-        index = {p: i for i, p in enumerate(self.walked.paths)} if (todo_rows or candidates) else {}
-        # Changed files first: hash them in batches (each thread takes many files).
         limit = self.job.max_hash_size
-        if limit is not None:
-            for row in [r for r in todo_rows if r["size"] > limit]:
-                self._record_file(row, None, None, f"not hashed: {row['size']} bytes > max_hash_size {limit}")
-            todo_rows = [r for r in todo_rows if r["size"] <= limit]
-        for start in range(0, len(todo_rows), HASH_BATCH):
-            batch = todo_rows[start:start + HASH_BATCH]
+        # Changed files first, a batch at a time (rows as dicts only for the batch in hand); each
+        # hashing thread takes many files.
+        for record_batch in todo.to_batches(max_chunksize=HASH_BATCH):
+            batch = record_batch.to_pylist()
+            if limit is not None:
+                for row in [r for r in batch if r["size"] > limit]:
+                    self._record_file(row, None, None, f"not hashed: {row['size']} bytes > max_hash_size {limit}")
+                batch = [r for r in batch if r["size"] <= limit]
             keep = [row["path"] in candidates and row["size"] <= INLINE_LIMIT for row in batch]
-            digests = pool.map_batch([(self.walked.full[index[r["path"]]], r["size"], r["mtime_ns"], r["want_md5"], k)
+            digests = pool.map_batch([(self.walked.full[r["i"]], r["size"], r["mtime_ns"], r["want_md5"], k)
                                       for r, k in zip(batch, keep)])
             for row, digest in zip(batch, digests):
                 data = self._hashed(row, digest)
                 if row["path"] in candidates:
-                    self._crawl_file(row["path"], candidates.pop(row["path"]), data, index)
-            self.runner.progress("files", len(batch))
+                    self._crawl_file(row["path"], *candidates.pop(row["path"]), data)
+            self.runner.progress("files", record_batch.num_rows)
         # Unchanged files whose unit is not up to date (a new crawler, a new crawler version).
-        for path, cands in candidates.items():
-            self._crawl_file(path, cands, None, index)
+        for path, (i, cands) in candidates.items():
+            self._crawl_file(path, i, cands, None)
 
     def _hashed(self, row: dict, digest: Digest) -> bytes | None:
         rel = row["path"]
@@ -320,9 +320,8 @@ class RootCrawl:
             "crawl_id": self.summary.crawl_id,
         })
 
-    def _crawl_file(self, rel: str, cands: list[tuple[BaseCrawler, int, bool, bool]], data: bytes | None,
-                    index: dict[str, int]) -> None:
-        i = index[rel]
+    def _crawl_file(self, rel: str, i: int, cands: list[tuple[BaseCrawler, int, bool, bool]],
+                    data: bytes | None) -> None:
         full = self.walked.full[i]
         fingerprint = f"{self.walked.sizes[i]}:{self.walked.mtimes[i]}:{self.walked.inodes[i]}"
         accepted = []

@@ -19,7 +19,7 @@ from .. import __version__
 #: Stat rows of one root's walk, in walk order.
 WALK_SCHEMA = pa.schema([
     ("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("inode", pa.int64()),
-    ("uid", pa.int64()), ("want_md5", pa.bool_()),
+    ("uid", pa.int64()), ("want_md5", pa.bool_()), ("i", pa.int64()),
 ])
 
 
@@ -75,7 +75,7 @@ def diff_stats(con: duckdb.DuckDBPyConnection, root: str, walked: pa.Table, scop
     in_scope = _scope_sql(con, "f.path", scopes)
     try:
         todo = con.sql("""
-            SELECT w.path, w.size, w.mtime_ns, w.inode, w.uid, w.want_md5,
+            SELECT w.path, w.size, w.mtime_ns, w.inode, w.uid, w.want_md5, w.i,
                    f.first_seen, f.path IS NOT NULL AND f.deleted_at IS NULL AS existed
             FROM walked w LEFT JOIN files f ON f.root = ? AND f.path = w.path
             WHERE f.path IS NULL OR f.deleted_at IS NOT NULL OR f.size <> w.size OR f.mtime_ns <> w.mtime_ns
@@ -159,15 +159,15 @@ def file_claims(con: duckdb.DuckDBPyConnection, root: str, walked: pa.Table, rul
 
     Rules are lower-case suffixes (matched by equality on the name's last one or two
     extensions), exact names, or regexes (``rootcrawl.file_claim_rules``): equi-joins, so the
-    cost grows with the files, not files x rules.  Returns ``(path, [(crawler, priority, current,
-    declined)])`` for the paths with a unit to read or a claim to decide, and one row with path
+    cost grows with the files, not files x rules.  Returns ``(path, i, [(crawler, priority, current,
+    declined)])`` (with the walk's row number) for the paths with a unit to read or a claim to decide, and one row with path
     NULL whose single item counts the up-to-date units nobody needs to ask.
     """
     # A regex given as a column is compiled again for every row; as a literal, once per query.
     regex_branches = "".join(
         f"""
                 UNION ALL
-                SELECT x.path, x.size, x.mtime_ns, x.inode, {_literal(r['crawler'])}, {int(r['priority'])},
+                SELECT x.path, x.i, x.size, x.mtime_ns, x.inode, {_literal(r['crawler'])}, {int(r['priority'])},
                        {int(r['version'])} FROM x WHERE regexp_full_match(x.name, {_literal(r['value'])})"""
         for r in rules.to_pylist() if r["kind"] == "regex")
     con.register("walked", walked)
@@ -175,31 +175,32 @@ def file_claims(con: duckdb.DuckDBPyConnection, root: str, walked: pa.Table, rul
     try:
         return con.execute("""
             WITH w AS (
-                SELECT path, size, mtime_ns, inode, lower(parse_filename(path)) AS name FROM walked),
+                SELECT path, i, size, mtime_ns, inode, lower(parse_filename(path)) AS name FROM walked),
             x AS (
                 SELECT *, regexp_extract(name, '\.[^.]*$') AS ext1, regexp_extract(name, '\.[^.]*\.[^.]*$') AS ext2
                 FROM w),
             cand AS (
-                SELECT x.path, x.size, x.mtime_ns, x.inode, r.crawler, r.priority, r.version
+                SELECT x.path, x.i, x.size, x.mtime_ns, x.inode, r.crawler, r.priority, r.version
                 FROM x JOIN rules r ON r.kind = 'suffix1' AND r.value = x.ext1
                 UNION ALL
-                SELECT x.path, x.size, x.mtime_ns, x.inode, r.crawler, r.priority, r.version
+                SELECT x.path, x.i, x.size, x.mtime_ns, x.inode, r.crawler, r.priority, r.version
                 FROM x JOIN rules r ON r.kind = 'suffix2' AND r.value = x.ext2
                 UNION ALL
-                SELECT x.path, x.size, x.mtime_ns, x.inode, r.crawler, r.priority, r.version
+                SELECT x.path, x.i, x.size, x.mtime_ns, x.inode, r.crawler, r.priority, r.version
                 FROM x JOIN rules r ON r.kind = 'name' AND r.value = x.name
 {regex_branches}),
             judged AS (
-                SELECT c.path, c.crawler, c.priority,
+                SELECT c.path, c.i, c.crawler, c.priority,
                        u.unit IS NOT NULL AND (NOT ? OR u.status <> 'failed') AS current,
                        coalesce(u.status = 'declined', false) AS declined
                 FROM cand c LEFT JOIN (SELECT * FROM units WHERE root = ? AND deleted_at IS NULL AND NOT is_dir) u
                   ON u.crawler = c.crawler AND u.unit = c.path AND u.crawler_version = c.version
                  AND u.fingerprint = concat(c.size, ':', c.mtime_ns, ':', c.inode))
-            SELECT path, list((crawler, priority, current, declined)) FROM judged
+            SELECT path, any_value(i), list((crawler, priority, current, declined)) FROM judged
             GROUP BY path HAVING bool_or(NOT current)
             UNION ALL
-            SELECT NULL, [(NULL::VARCHAR, count(*)::BIGINT, true, false)] FROM judged WHERE current AND NOT declined"""
+            SELECT NULL, NULL, [(NULL::VARCHAR, count(*)::BIGINT, true, false)] FROM judged
+            WHERE current AND NOT declined"""
             .replace("{regex_branches}", regex_branches), [retry_failed, root]).fetchall()
     finally:
         con.unregister("walked")
