@@ -2,7 +2,8 @@
 
     python bench/lineage_quality.py CORPUS [--catalog FILE]
 
-Crawls CORPUS into a fresh catalog (or reads FILE), rebuilds lineage and compares edges.
+Crawls CORPUS into a fresh catalog (or reads FILE), rebuilds lineage and compares edges,
+overall, per relation of ours (precision) and per kind of the truth's (recall).
 Truth names nodes the way each tool does (a run folder, a bare tool id, ``mlflow:<store>:<id>``,
 a folder with a trailing slash), so a truth endpoint matches one of our nodes when it is the
 node's name, or, for a run, its run id, tool id or folder (or a folder inside it); a truth
@@ -76,6 +77,12 @@ def evaluate(con: duckdb.DuckDBPyConnection, truth_edges: list[dict]) -> dict:
         "missed": [t for t in truth_edges if t not in found],
         "unmatched": [e for e in scored if e not in right],
         "unscored_by_relation": dict(Counter(e[4] for e in edges if e[5].startswith(UNSCORED_EVIDENCE))),
+        "precision_by_relation": {
+            relation: {"edges": n, "precision": Counter(e[4] for e in right)[relation] / n}
+            for relation, n in sorted(Counter(e[4] for e in scored).items())},
+        "recall_by_kind": {
+            kind: {"truth": n, "recall": Counter(t["kind"] for t in found)[kind] / n}
+            for kind, n in sorted(Counter(t["kind"] for t in truth_edges).items())},
     }
 
 
@@ -107,6 +114,10 @@ def main() -> None:
           f"({result['scored_edges']} of kinds the truth covers)")
     print(f"precision {result['precision']:.3f}  recall {result['recall']:.3f}")
     print("unscored extra edges by relation:", result["unscored_by_relation"])
+    for relation, row in result["precision_by_relation"].items():
+        print(f"  ours  {relation:<18} {row['edges']:>5} edges  precision {row['precision']:.3f}")
+    for kind, row in result["recall_by_kind"].items():
+        print(f"  truth {kind:<18} {row['truth']:>5} edges  recall    {row['recall']:.3f}")
     for t in result["missed"]:
         print("MISSED   ", t["kind"], t.get("relation", ""), t["from"], "->", t["to"])
     for e in result["unmatched"]:

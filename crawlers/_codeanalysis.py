@@ -400,10 +400,12 @@ def _path_method(receiver: Any, method: str, args: tuple[Any, ...]) -> Any:
 class CodeAnalyzer:
     """Analyse sources in order, sharing imports and module-level constants between them."""
 
-    def __init__(self) -> None:
+    def __init__(self, file_path: str | None = None) -> None:
+        """``file_path``: where the analysed script is, absolute, so ``__file__``-relative paths
+        fold to real locations (a path above the crawl root then stays unresolved, not guessed)."""
         self.facts = CodeFacts()
         self._aliases: dict[str, str] = {}
-        self._env: dict[str, tuple[Any, ...]] = {}
+        self._env: dict[str, tuple[Any, ...]] = {"__file__": (file_path,)} if file_path else {}
         self._seen_imports: set[str] = set()
         self._seen_refs: set[FileRef] = set()
         self._cell: int | None = None

@@ -43,7 +43,7 @@ class CodeCrawler(BaseCrawler):
         """Yield the script's imports and references."""
         rel = ctx.relpath(unit)
         source = read_source(unit, ctx)
-        analyzer = CodeAnalyzer()
+        analyzer = CodeAnalyzer(file_path=os.path.abspath(unit))
         analyzer.add_source(source)
         for problem in analyzer.facts.problems:
             ctx.warn(f"line {problem.line}: {problem.message}", unit, "syntax_error")

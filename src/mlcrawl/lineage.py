@@ -10,6 +10,7 @@ the run or notebook ran), ``dir`` (a folder written as a whole, e.g. a tracking 
     params           a run parameter whose value names an existing file                    conf 0.7
     references       notebook/script reads and writes found in code (inferred)             conf 0.8
     files            identical content at two paths: ``copy_of`` (earliest path first)     conf 0.9
+                     only where nothing else says what wrote the later path
 
 Every edge but ``copy_of`` belongs to the crawler unit whose records it came from (column
 ``unit``), so a crawl recomputes only the edges of the units it crawled; ``copy_of`` edges are
@@ -50,6 +51,9 @@ DECLARED_RELATIONS = {
     "lightning_checkpoint": "produced", "hf_checkpoint_file": "produced",
     "papermill_input_to_output": "executed_as",
 }
+
+# Relations that say what wrote a file (its origin, where a copy_of would only guess).
+_WRITER_RELATIONS = "'wrote', 'produced', 'declared_output', 'logged_artifact', 'executed_as'"
 
 # A write must be seen this long after a run's end before it is taken as a later version.
 _CLOCK_SLACK = "INTERVAL 2 SECOND"
@@ -217,7 +221,14 @@ def collect_edges(con: duckdb.DuckDBPyConnection, root: str) -> None:
         LEFT JOIN folders d ON d.dir = x.resolved_path
         WHERE x.root = $root AND x.resolved_path IS NOT NULL AND x.direction IN ('read', 'write')
               -- code in a cell that never ran in an executed notebook did not touch the file
-              AND x.evidence NOT LIKE '%(cell not run)%'),
+              AND x.evidence NOT LIKE '%(cell not run)%'
+              -- a file read after the same code wrote it (later cell, later line) is internal:
+              -- the read is not an input, else every write-then-read would be a self-loop
+              AND NOT (x.direction = 'read' AND EXISTS (
+                  SELECT 1 FROM "references" w
+                  WHERE w.root = x.root AND w.source_path = x.source_path AND w.resolved_path = x.resolved_path
+                    AND w.direction = 'write' AND w.evidence NOT LIKE '%(cell not run)%'
+                    AND [coalesce(w.cell, -1), coalesce(w.line, 0)] < [coalesce(x.cell, -1), coalesce(x.line, 0)]))),
     ref_edges AS (
         SELECT CASE WHEN direction = 'read' THEN target_type ELSE 'file' END AS src_type,
                CASE WHEN direction = 'read' THEN resolved_path ELSE source_path END AS src,
@@ -302,7 +313,11 @@ def refresh_copies(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, ful
         SELECT 'file', original, sha256, 'file', path, sha256, 'copy_of',
                'identical sha256 ' || left(sha256, 12) || ' at ' || n || ' paths', 0.9,
                'lineage', $2, $1, path, hash($1, original), hash($1, path)
-        FROM holders WHERE n BETWEEN 2 AND {COPY_MAX_PATHS} AND path <> original""",
+        FROM holders h WHERE n BETWEEN 2 AND {COPY_MAX_PATHS} AND path <> original
+             -- a file some code or run wrote is explained by its writer: equal bytes written
+             -- independently (two runs' identical configs, a re-saved table) are not copies
+             AND NOT EXISTS (SELECT 1 FROM lineage w WHERE w.root = $1 AND w.dst_type = 'file' AND w.dst = h.path
+                             AND w.relation IN ({_WRITER_RELATIONS}))""",
                        [root, crawl_id]).fetchall()[0][0]
 
 
