@@ -28,6 +28,19 @@ from mlcrawl.api import BaseCrawler, Claims, CrawlContext, Import, Record, Refer
 from ._codeanalysis import CodeAnalyzer, FileRef, is_uri
 
 
+def is_code_snapshot(path: Path) -> bool:
+    """A copy of the code a run stored (Sacred ``_sources/``, MLflow ``artifacts/code/``, W&B
+    ``run-*/files/code/``): the code that ran, not live code; its tool's crawler links it to its run."""
+    parts = path.parts
+    if len(parts) >= 2 and parts[-2] == "_sources":
+        return True
+    for i in range(1, len(parts) - 1):
+        if parts[i] == "code" and (parts[i - 1] == "artifacts"
+                                   or (parts[i - 1] == "files" and i >= 2 and "run-" in parts[i - 2])):
+            return True
+    return False
+
+
 class CodeCrawler(BaseCrawler):
     """Reads ``.py`` files into imports and file references."""
 
@@ -36,8 +49,9 @@ class CodeCrawler(BaseCrawler):
     version = 1
 
     def match(self, path: Path, is_dir: bool) -> bool:
-        """Claim ``*.py`` files outside ``.ipynb_checkpoints`` folders."""
-        return not is_dir and path.suffix == ".py" and ".ipynb_checkpoints" not in path.parts
+        """Claim ``*.py`` files outside ``.ipynb_checkpoints`` folders and stored code snapshots."""
+        return (not is_dir and path.suffix == ".py" and ".ipynb_checkpoints" not in path.parts
+                and not is_code_snapshot(path))
 
     def crawl(self, unit: Path, ctx: CrawlContext) -> Iterator[Record]:
         """Yield the script's imports and references."""
