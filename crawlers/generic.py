@@ -17,9 +17,8 @@ Inside a run folder another crawler owns (``ctx.enclosing``):
 
 * directly in that folder: the owner reads its own folder (and uses the same reader,
   ``_formats/documents.py``, for loose documents); nothing here;
-* deeper (``<run>/eval/results.json``): attached to the owner's run, whose id by the catalog's
-  convention is ``<crawler>:<rel folder>`` for the crawlers named in ``run_folder_crawlers``;
-  params get the path below the run folder as origin, each document an Artifact naming it.
+* deeper (``<run>/eval/results.json``): attached to the innermost enclosing run the core names
+  (``ctx.enclosing_runs``, from each folder crawler's ``folder_run_id``); params get the path below the run folder as origin, each document an Artifact naming it.
   Documents in hidden folders (tool bookkeeping such as ``.hydra/``) and ``config.yaml`` copies
   below a run folder are the owner's and are left alone.
 """
@@ -43,7 +42,6 @@ OUTPUT_SUFFIXES = (".ckpt", ".pt", ".pth", ".safetensors", ".bin", ".h5", ".onnx
 OUTPUT_PREFIXES = ("events.out.tfevents", "checkpoint", "predictions")
 CONFIG_COPIES = frozenset({"config.yaml", "config.yml"})
 #: Folder crawlers whose unit is one run with id ``<crawler>:<rel folder>`` (see the docstring).
-DEFAULT_RUN_FOLDER_CRAWLERS = ("hydra", "lightning", "sacred", "tensorboard", "hf_trainer")
 
 
 @dataclass(frozen=True)
@@ -52,8 +50,6 @@ class GenericOptions(Options):
 
     max_bytes: int = DEFAULT_MAX_BYTES
     """a metrics/params document larger than this is refused with a warning"""
-    run_folder_crawlers: tuple = DEFAULT_RUN_FOLDER_CRAWLERS
-    """crawlers whose folder unit is a run ``<crawler>:<rel folder>``: documents below it join it"""
 
 
 class GenericCrawler(BaseCrawler):
@@ -83,27 +79,23 @@ class GenericCrawler(BaseCrawler):
         yield from documents.document_records(unit, ctx, run.run_id, origin)
 
 
-def nearest_owner(unit: Path, ctx: CrawlContext) -> tuple[str, Path] | None:
-    """The folder unit of another crawler the document belongs to: one whose folder is the
-    document's own (it reads its folder itself), else the innermost enclosing run folder."""
-    runs = tuple(ctx.options.get("run_folder_crawlers", DEFAULT_RUN_FOLDER_CRAWLERS) or ())
+def nearest_owner(unit: Path, ctx: CrawlContext) -> tuple[str | None, Path] | None:
+    """(run id or None, folder) of the folder unit the document belongs to: one whose folder is
+    the document's own (its crawler reads its folder itself), else the innermost enclosing run."""
     parent = os.path.abspath(unit.parent)
-    others = [(name, Path(folder)) for name, folder in ctx.enclosing if name != GenericCrawler.name]
-    direct = [item for item in others if os.path.abspath(item[1]) == parent]
-    if direct:
-        return direct[-1]
-    run_folders = [item for item in others if item[0] in runs]
-    return max(run_folders, key=lambda item: len(os.path.abspath(item[1]))) if run_folders else None
+    if any(os.path.abspath(folder) == parent for name, folder in ctx.enclosing if name != GenericCrawler.name):
+        return None, unit.parent
+    return (ctx.enclosing_runs[-1][1], ctx.enclosing_runs[-1][0]) if ctx.enclosing_runs else None
 
 
-def owned_document(unit: Path, ctx: CrawlContext, crawler: str, folder: Path) -> Iterator[Record]:
+def owned_document(unit: Path, ctx: CrawlContext, run_id: str | None, folder: Path) -> Iterator[Record]:
     """A document inside another crawler's folder: attached to its run when it lies below it."""
     below = Path(os.path.relpath(unit, folder))
-    if len(below.parts) == 1:
+    if run_id is None or len(below.parts) == 1:
         return  # the owner reads its own folder
     if any(part.startswith(".") for part in below.parts[:-1]) or unit.name in CONFIG_COPIES:
         return
-    yield from documents.document_records(unit, ctx, f"{crawler}:{ctx.relpath(folder)}", below.as_posix())
+    yield from documents.document_records(unit, ctx, run_id, below.as_posix())
 
 
 def folder_evidence(folder: Path, names: frozenset[str]) -> tuple[bool, str | None]:

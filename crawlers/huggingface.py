@@ -104,6 +104,10 @@ class HuggingfaceCrawler(BaseCrawler):
             STATE in names or any(r in names for r in RESULTS) or any(CHECKPOINT.fullmatch(n) for n in names)
         )
 
+    def folder_run_id(self, folder: Path, rel: str) -> str | None:
+        """A Trainer output folder is one run: ``hf_trainer:<rel folder>``."""
+        return f"hf_trainer:{rel}"
+
     def crawl(self, unit: Path, ctx: CrawlContext) -> Iterator[Record]:
         """Yield the run of one Trainer output folder with its metrics, params and artifacts."""
         checkpoints = read_checkpoints(unit, ctx)

@@ -96,6 +96,10 @@ class HydraCrawler(BaseCrawler):
         """A folder holding ``.hydra/`` (a run or job) or ``multirun.yaml`` (a sweep)."""
         return _HYDRA_DIR in names or _SWEEP_FILE in names
 
+    def folder_run_id(self, folder: Path, rel: str) -> str | None:
+        """Each claimed folder is one run: ``hydra:<rel folder>``."""
+        return f"{self.name}:{rel}"
+
     def crawl(self, unit: Path, ctx: CrawlContext) -> Iterator[Record]:
         """Yield the sweep run of a sweep root and/or the job run of a ``.hydra`` folder."""
         if (unit / _SWEEP_FILE).is_file():

@@ -81,6 +81,10 @@ class LightningCrawler(BaseCrawler):
     ))
     version: ClassVar[int] = 2
 
+    def folder_run_id(self, folder: Path, rel: str) -> str | None:
+        """Each claimed folder is one run: ``lightning:<rel folder>``."""
+        return f"{self.name}:{rel}"
+
     def crawl(self, unit: Path, ctx: CrawlContext) -> Iterator[Record]:
         """Yield the run, its params, metric points and checkpoints."""
         parent_owner = owner_at(ctx, unit.parent)

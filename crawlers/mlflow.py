@@ -99,6 +99,10 @@ class MlflowFileStoreCrawler(BaseCrawler):
         """Claim run, experiment and logged-model folders."""
         return classify_folder(path, names) is not None
 
+    def folder_run_id(self, folder: Path, rel: str) -> str | None:
+        """A run folder is named after its run id: ``mlflow:<id>``."""
+        return f"mlflow:{folder.name}" if RUN_ID.fullmatch(folder.name) else None
+
     def crawl(self, unit: Path, ctx: CrawlContext) -> Iterator[Record]:
         """Yield the records of one run, experiment, logged model or MLmodel file."""
         if unit.is_file():

@@ -69,6 +69,10 @@ class SacredCrawler(BaseCrawler):
         """A folder holding ``run.json`` beside ``config.json`` or ``cout.txt``."""
         return "run.json" in names and ("config.json" in names or "cout.txt" in names)
 
+    def folder_run_id(self, folder: Path, rel: str) -> str | None:
+        """Each claimed folder is one run: ``sacred:<rel folder>``."""
+        return f"{self.name}:{rel}"
+
     def crawl(self, unit: Path, ctx: CrawlContext) -> Iterator[Record]:
         """Yield the run with its params, tags, metric points, files and declared edges."""
         run_json = read_run_json(unit / "run.json", ctx)

@@ -47,6 +47,10 @@ class TensorboardCrawler(BaseCrawler):
     claims = Claims(folders=(FolderShape(any_of=(EVENT_PREFIX + "*",)),))
     version: ClassVar[int] = 1
 
+    def folder_run_id(self, folder: Path, rel: str) -> str | None:
+        """Each claimed folder is one run: ``tensorboard:<rel folder>``."""
+        return f"{self.name}:{rel}"
+
     def crawl(self, unit: Path, ctx: CrawlContext) -> Iterator[Record]:
         """Metrics stream first; the run, its params and tags follow once the files are read."""
         rel = ctx.relpath(unit)

@@ -381,6 +381,11 @@ class WandbCrawler(BaseCrawler):
         return bool(RUN_FOLDER.fullmatch(path.name)) and (
             "files" in names or any(name.endswith(".wandb") for name in names))
 
+    def folder_run_id(self, folder: Path, rel: str) -> str | None:
+        """A run folder is named after its run id: ``wandb:<id>``."""
+        match = RUN_FOLDER.fullmatch(folder.name)
+        return f"wandb:{match['id']}" if match else None
+
     def crawl(self, unit: Path, ctx: CrawlContext) -> Iterator[Record]:
         """History streams from the log first; the run and its facts follow."""
         facts = RunFacts(run_id=folder_run_id(unit))

@@ -263,3 +263,17 @@ def test_secret_params_are_redacted_in_every_crawler(tmp_path):
     params = dict(rows(db, "SELECT key, value FROM params"))
     assert params["lr"] == "0.1" and params["api_key"] == params["db.password"] == "***REDACTED***"
     assert rows(db, "SELECT count(*) FROM params WHERE value LIKE '%hunter2%' OR value LIKE '%sk-live%'")[0][0] == 0
+
+
+def test_a_document_deep_in_any_tools_run_folder_joins_that_run(tmp_path):
+    # The core names the enclosing run (each crawler's folder_run_id); generic knows no tool.
+    rid = "0123456789abcdef0123456789abcdef"
+    root = make_tree(tmp_path / "root", {
+        f"mlruns/1/{rid}/meta.yaml": f"run_id: {rid}\nexperiment_id: '1'\nstatus: 3\nstart_time: 1\n",
+        f"mlruns/1/{rid}/params/lr": "0.1", "mlruns/1/meta.yaml": "experiment_id: '1'\nname: e\n",
+        f"mlruns/1/{rid}/artifacts/eval/results.json": '{"f1": 0.7}',
+    })
+    db = tmp_path / "c.duckdb"
+    crawl(root, db)
+    assert rows(db, "SELECT run_id, value FROM metrics WHERE key = 'f1'") == [(f"mlflow:{rid}", 0.7)]
+    assert rows(db, "SELECT count(*) FROM runs WHERE source = 'generic'")[0][0] == 0

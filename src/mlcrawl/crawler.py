@@ -109,6 +109,14 @@ class BaseCrawler:
         """Yield the records of one unit; raise on input that cannot be read."""
         raise NotImplementedError
 
+    def folder_run_id(self, folder: Path, rel: str) -> str | None:
+        """The run id this crawler's folder unit at ``folder`` stands for, when the folder is one run.
+
+        The core hands it to the crawlers of units inside (``ctx.enclosing_runs``), so a document
+        deep in a run folder joins that run without knowing which tool wrote it.
+        """
+        return None
+
 
 # Kept for type hints in code that only needs the shape of a crawler.
 Crawler = BaseCrawler
@@ -130,7 +138,7 @@ class CrawlContext:
     The runner builds one per unit; tests build their own with ``CrawlContext.for_root``.
     ``known_hashes`` holds digests the core already computed, ``cached_bytes`` contents it
     already read.  ``enclosing`` lists the folder units (crawler name, folder) that contain this
-    unit, outermost first.  Parsed documents are cached per unit, so two helpers of one crawler
+    unit, outermost first; ``enclosing_runs`` the (folder, run id) of those that are one run.  Parsed documents are cached per unit, so two helpers of one crawler
     never read a file twice.
     """
 
@@ -145,6 +153,7 @@ class CrawlContext:
     follow_symlinks: bool = False
     read_limit: int = DEFAULT_READ_LIMIT
     folder_names: Callable[[str], frozenset[str] | None] | None = None
+    enclosing_runs: tuple[tuple[Path, str], ...] = ()
     _documents: dict[tuple[Path, str], Any] = field(default_factory=dict, repr=False)
 
     @classmethod

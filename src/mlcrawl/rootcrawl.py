@@ -369,6 +369,17 @@ class RootCrawl:
                 chain.extend((c.name, Path(folder.path)) for c in folder.crawlers)
         return tuple(chain)
 
+    def _enclosing_runs(self, enclosing: tuple[tuple[str, Path], ...]) -> tuple[tuple[Path, str], ...]:
+        runs = []
+        for name, folder in enclosing:
+            try:
+                run_id = self.by_name[name].folder_run_id(folder, os.path.relpath(folder, self.root).replace(os.sep, "/"))
+            except Exception:  # noqa: BLE001 - a broken hook costs the link, never the unit
+                run_id = None
+            if run_id:
+                runs.append((folder, run_id))
+        return tuple(runs)
+
     # -- units ---------------------------------------------------------------------------------
 
     def _run_unit(self, crawler: BaseCrawler, path: str, rel: str, is_dir: bool, fingerprint: str,
@@ -378,7 +389,8 @@ class RootCrawl:
             enclosing = self._enclosing(rel, {f.rel: f for f, _ in self.walked.folders})
         ctx = CrawlContext(
             root=Path(self.root), unit=Path(path), options=self.runner.crawler_options[crawler.name],
-            known_hashes=known, cached_bytes=cached, lookup_sha256=self.known.get, enclosing=enclosing,
+            known_hashes=known, cached_bytes=cached, lookup_sha256=self._lookup_sha256, enclosing=enclosing,
+            enclosing_runs=self._enclosing_runs(enclosing), folder_names=self.folder_names.get,
             follow_symlinks=self.job.follow_symlinks,
         )
         done = UnitDone(crawler.name, rel, is_dir, fingerprint, crawler.version)

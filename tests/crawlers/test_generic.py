@@ -253,6 +253,7 @@ def test_documents_below_a_run_folder_join_its_run_with_their_origin(tmp_path: P
     for name, expected in (("results.json", [("acc", 0.9)]), ("params.yaml", [("k", "3")])):
         ctx = CrawlContext.for_root(tmp_path, job / "eval" / name)
         ctx.enclosing = (("dvc", tmp_path), ("hydra", job))
+        ctx.enclosing_runs = ((job, "hydra:outputs/job"),)  # what the core asks hydra's folder_run_id
         records = list(CRAWLER.crawl(ctx.unit, ctx))
         assert not any(isinstance(r, Run) for r in records)
         assert {r.run_id for r in records} == {"hydra:outputs/job"}
@@ -262,6 +263,7 @@ def test_documents_below_a_run_folder_join_its_run_with_their_origin(tmp_path: P
         assert [r.path for r in records if isinstance(r, Artifact)] == [f"outputs/job/eval/{name}"]
     ctx = CrawlContext.for_root(tmp_path, job / ".hydra" / "config.yaml")
     ctx.enclosing = (("hydra", job),)
+    ctx.enclosing_runs = ((job, "hydra:outputs/job"),)
     assert list(CRAWLER.crawl(ctx.unit, ctx)) == []  # the tool's own bookkeeping
 
 
