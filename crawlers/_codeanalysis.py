@@ -43,6 +43,12 @@ _ASSIGNED = re.compile(
 )
 # A right-hand side that could fold to a constant path: literals, names, path building.
 _CONSTANT_LIKE = re.compile(r"['\"\d/+%]|Path|path|join|format|^\s*[A-Za-z_][\w.]*\s*:?\s*$")
+#: The working directory after a change that does not fold to a constant.
+UNKNOWN_CWD = "?"
+#: ``%cd DIR`` is masked to a call of this name, so the change of directory keeps its place
+#: among the statements.
+CD_CALL = "__mlcrawl_cd__"
+_CHDIR_CALLS = frozenset({"os.chdir", CD_CALL})
 _MAYBE_IPYTHON = re.compile(r"^\s*[%!?]|\?\s*$|=\s*[!%]", re.MULTILINE)
 _HELP = re.compile(r"^(?:\?{1,2}[\w.]+|[\w.\[\]()]+\?{1,2})$")
 _URI_SCHEME = re.compile(r"^[A-Za-z][\w+.-]*:")
@@ -58,6 +64,7 @@ class FileRef:
     cell: int | None
     line: int
     relative_to_source: bool = False  # the tool resolves it against the code file's folder
+    cwd: str | None = None  # where ``os.chdir``/``%cd`` had moved the program, from where it started
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +160,7 @@ _OPEN_FUNCTIONS = frozenset({"open", "io.open", "codecs.open", "h5py.File", "gzi
 #: Names a call must end with to be worth walking (a cheap text filter before the AST walk).
 _CALL_NAMES = frozenset(
     {name.rsplit(".", 1)[-1] for name in [*_FUNCTIONS, *_OPEN_FUNCTIONS]}
-    | set(_METHODS) | set(_PATH_METHODS) | {"CSVLogger", "TensorBoardLogger"}
+    | set(_METHODS) | set(_PATH_METHODS) | {"CSVLogger", "TensorBoardLogger", "chdir", CD_CALL}
 )
 _CALLED = re.compile(r"([A-Za-z_]\w*)\s*\(")
 
@@ -204,6 +211,9 @@ def mask_ipython(source: str) -> MaskedSource:
         indent = _masked_indent(line[: len(line) - len(stripped)], previous)
         if continuation:
             lines[i] = ""
+        elif (cd := re.match(r"%cd\s+([^-\s].*?)\s*$", stripped)) is not None:
+            target = cd.group(1).strip("'\"")
+            lines[i] = f"{indent}{CD_CALL}({target!r})"
         elif stripped.startswith(("%", "!")):
             refs.extend(_line_magic_refs(stripped, i + 1))
             lines[i] = f"{indent}pass"
@@ -411,6 +421,7 @@ class CodeAnalyzer:
         self._cell: int | None = None
         self._lines: list[str] = []
         self._line_offset = 0  # lines before the current cell in a joined parse
+        self._cwd: str | None = None  # relative to the starting directory; UNKNOWN_CWD after a chdir we cannot fold
         self._call_names = set(_CALL_NAMES)  # grows with aliases: ``from joblib import dump as jd``
 
     def add_cells(self, cells: list[tuple[int, str]], parse_all: bool = False) -> None:
@@ -563,8 +574,21 @@ class CodeAnalyzer:
         if not self._may_call_io(node):
             return
         for sub in _calls_in(node):
+            if folder.qualname(sub.func) in _CHDIR_CALLS:
+                self._change_directory(sub, folder)
+                continue
             for raw, io, call, relative in self._match_call(sub, folder):
                 self._add_ref(raw, io, call, self._cell, sub.lineno - self._line_offset, relative)
+
+    def _change_directory(self, call: ast.Call, folder: _Folder) -> None:
+        """Follow ``os.chdir(x)``/``%cd x``; a target that does not fold makes the cwd unknown."""
+        values = folder.fold(call.args[0]) if call.args else ()
+        if len(values) != 1 or not isinstance(values[0], str) or self._cwd == UNKNOWN_CWD:
+            self._cwd = UNKNOWN_CWD
+            return
+        target = str(values[0])
+        self._cwd = posixpath.normpath(target if posixpath.isabs(target)
+                                       else posixpath.join(self._cwd or ".", target))
 
     def _may_call_io(self, node: ast.AST) -> bool:
         """Whether the node's text calls anything named like an I/O call (walking is costly)."""
@@ -605,7 +629,8 @@ class CodeAnalyzer:
 
     def _add_ref(self, raw: str, direction: str, call: str, cell: int | None, line: int,
                  relative: bool = False) -> None:
-        ref = FileRef(raw, direction, call, cell, line, relative)
+        moved = self._cwd if self._cwd not in (None, ".") and not relative and not posixpath.isabs(raw) else None
+        ref = FileRef(raw, direction, call, cell, line, relative, moved)
         if ref not in self._seen_refs:
             self._seen_refs.add(ref)
             self.facts.references.append(ref)

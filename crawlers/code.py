@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import io
 import os
+import posixpath
 import tokenize
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mlcrawl.api import BaseCrawler, Claims, CrawlContext, Import, Record, Reference
 
-from ._codeanalysis import CodeAnalyzer, FileRef, is_uri
+from ._codeanalysis import UNKNOWN_CWD, CodeAnalyzer, FileRef, is_uri
 
 
 def is_code_snapshot(path: Path) -> bool:
@@ -140,6 +141,16 @@ def likely_cwd(raws: list[str], bases: list[str], ctx: CrawlContext, seen: dict[
     return [best, *(b for b in bases if b != best)]
 
 
+def moved(raw: str, cwd: str | None) -> str:
+    """``raw`` as seen from where the program started, when a chdir had moved it to ``cwd``.
+
+    After a chdir that did not fold, the path is left as written (and stays unresolved).
+    """
+    if cwd is None or cwd == UNKNOWN_CWD or os.path.isabs(raw) or is_uri(raw):
+        return raw
+    return posixpath.normpath(posixpath.join(cwd, raw))
+
+
 def reference_records(rel: str, refs: list[FileRef], bases: list[str], ctx: CrawlContext,
                       not_run: set[int] | frozenset[int] = frozenset(),
                       rebase: Callable[[str], str] | None = None) -> Iterator[Reference]:
@@ -150,14 +161,19 @@ def reference_records(rel: str, refs: list[FileRef], bases: list[str], ctx: Craw
     ``rebase`` maps an absolute path written on another machine to this one before resolving.
     """
     source_dir = os.path.dirname(os.path.join(str(ctx.root), rel))
-    raws = [rebase(ref.raw) if rebase is not None else ref.raw for ref in refs]
+    raws = [moved(rebase(ref.raw) if rebase is not None else ref.raw, ref.cwd) for ref in refs]
     seen: dict[str, bool] = {}
     cwd_bases = likely_cwd([r for r, ref in zip(raws, refs, strict=True) if not ref.relative_to_source],
                            bases, ctx, seen)
     for raw, ref in zip(raws, refs, strict=True):
-        resolved = resolve_path(raw, [source_dir] if ref.relative_to_source else cwd_bases, ctx, seen)
+        if ref.cwd == UNKNOWN_CWD and not os.path.isabs(raw):
+            resolved = None  # relative to a folder we cannot name: kept raw, never guessed
+        else:
+            resolved = resolve_path(raw, [source_dir] if ref.relative_to_source else cwd_bases, ctx, seen)
         where = f"cell {ref.cell}, line {ref.line}" if ref.cell is not None else f"line {ref.line}"
         if ref.cell in not_run:
             where += " (cell not run)"
+        if ref.cwd is not None:
+            where += " (cwd unknown after chdir)" if ref.cwd == UNKNOWN_CWD else f" (after chdir to {ref.cwd})"
         yield Reference(source_path=rel, raw=ref.raw, resolved_path=resolved, direction=ref.direction,
                         evidence=f"{where}: {ref.call}", call=ref.call, cell=ref.cell, line=ref.line)
