@@ -37,6 +37,7 @@ import json
 import os
 import posixpath
 import re
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,7 +46,6 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from nbformat import validator
 
 from mlcrawl.api import (
     BaseCrawler,
@@ -192,37 +192,59 @@ def _parse_json(data: bytes, unit: Path, ctx: CrawlContext) -> Any:
 
 
 def _convert(nb: dict, rel: str) -> dict:
+    """An older notebook upgraded to v4 the way ``nbformat.read`` does (the version's own
+    reader first: v3 stores sources as lists of lines that its converter expects joined)."""
     try:
-        return nbformat.convert(nbformat.from_dict(nb), 4)
+        major, minor = nb.get("nbformat"), nb.get("nbformat_minor")
+        reader = nbformat.versions[major]
+        node = reader.to_notebook_json(nb, minor=minor) if isinstance(minor, int) else reader.to_notebook_json(nb)
+        return nbformat.convert(node, 4)
     except Exception as exc:  # nbformat raises many types on malformed old notebooks
         version = nb.get("nbformat")
         raise ValueError(f"{rel}: nbformat {version} notebook cannot be converted: {exc}") from None
 
 
 def _validate(nb: dict, version: tuple[int, int], unit: Path, ctx: CrawlContext) -> None:
-    """Warn when the notebook breaks the nbformat v4 schema; the facts are read all the same.
+    """Warn where ``nbformat.validate`` finds a problem, in its words; the facts are read all the same.
 
     nbformat's JSON-schema validator costs several times the JSON parse, so a cheap check of
-    the structure the schema demands runs first; the validator runs (and words the warning)
-    only when that check finds something, or always with the crawler option
-    ``validate = "full"``.
+    the structure the schema demands runs first; nbformat itself runs (and decides, so a warning
+    never disagrees with it) only when that check finds something, or always with the crawler
+    option ``validate = "full"``.  nbformat's own warnings (a missing or duplicate cell id) are
+    passed on.
     """
-    problem = _structure_problem(nb, version[1] if version[0] == 4 else nbformat.v4.nbformat_minor)
-    if problem is None and ctx.options.get("validate") != "full":
-        return
     minor = version[1] if version[0] == 4 else nbformat.v4.nbformat_minor
+    suspect = _structure_problem(nb, minor, version[0] == 4 and "nbformat_minor" not in nb)
+    if suspect is None and ctx.options.get("validate") != "full":
+        return
+    candidate = json.loads(json.dumps(nb))  # nbformat repairs ids in place; the crawl keeps the file's
     try:
-        schema = validator.get_validator(version=4, version_minor=minor) or validator.get_validator(version=4)
-        error = next(iter(schema.iter_errors(nb)), None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            error = _nbformat_error(candidate)
     except Exception as exc:  # a broken schema lookup must not hide the notebook
         ctx.warn(f"nbformat validation could not run: {exc}", unit, "nbformat_validation")
         return
+    for warning in caught:
+        ctx.warn(f"nbformat: {str(warning.message).splitlines()[0][:300]}", unit, "nbformat_validation")
     if error is not None:
-        where = "/".join(str(p) for p in getattr(error, "path", ()) or ())
-        problem = f"at {where or '<root>'}: " + str(getattr(error, "message", error)).splitlines()[0][:300]
-    if problem is not None:
-        ctx.warn(f"fails nbformat validation {problem}", unit, "nbformat_validation")
+        where = "/".join(str(p) for p in getattr(error, "path", ()) or ()) or "<root>"
+        message = str(getattr(error, "message", error)).splitlines()[0][:300]
+        ctx.warn(f"fails nbformat validation at {where}: {message}", unit, "nbformat_validation")
 
+
+def _nbformat_error(nb: dict) -> Exception | None:
+    """``nbformat.validate``'s verdict, as ``nbformat.read`` gives it (missing ids repaired, with a warning)."""
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as exc:
+        return exc
+    return None
+
+
+_CELL_METADATA_TYPES = {"collapsed": bool, "scrolled": (bool, str), "deletable": bool, "editable": bool,
+                        "format": str, "name": str, "tags": list, "jupyter": dict, "execution": dict}
+_CELL_ID = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
 
 _CELL_KEYS = {"code": {"id", "cell_type", "metadata", "execution_count", "source", "outputs"},
               "markdown": {"id", "cell_type", "metadata", "source", "attachments"},
@@ -230,10 +252,15 @@ _CELL_KEYS = {"code": {"id", "cell_type", "metadata", "execution_count", "source
 _OUTPUT_TYPES = {"stream", "display_data", "execute_result", "error"}
 
 
-def _structure_problem(nb: dict, minor: int) -> str | None:
-    """The first place where ``nb`` departs from the v4 schema's structure, or None."""
+def _structure_problem(nb: dict, minor: int, no_minor: bool = False) -> str | None:
+    """The first place where ``nb`` may depart from the v4 schema, or None (a cheap over-approximation)."""
+    if no_minor:
+        return "no nbformat_minor"
     if not isinstance(nb.get("metadata"), dict) or not isinstance(nb.get("cells"), list):
         return "at <root>: 'metadata' must be an object and 'cells' a list"
+    ids = [c.get("id") for c in nb["cells"] if isinstance(c, dict) and "id" in c]
+    if len(ids) != len({repr(i) for i in ids}):
+        return "duplicate cell ids"
     for index, cell in enumerate(nb["cells"]):
         problem = _cell_problem(cell, minor)
         if problem:
@@ -249,6 +276,10 @@ def _cell_problem(cell: Any, minor: int) -> str | None:
         return f"unknown cell_type {cell.get('cell_type')!r}"
     if not allowed.issuperset(cell) or not isinstance(cell.get("metadata"), dict):
         return "unexpected keys or no metadata object"
+    if any(not isinstance(cell["metadata"][k], t) for k, t in _CELL_METADATA_TYPES.items() if k in cell["metadata"]):
+        return "a cell metadata field of the wrong type"
+    if "id" in cell and not (isinstance(cell["id"], str) and _CELL_ID.match(cell["id"])):
+        return "a cell id that is not 1-64 letters, digits, - or _"
     missing_id = minor >= 5 and not isinstance(cell.get("id"), str)
     if not isinstance(cell.get("source"), (str, list)) or missing_id:
         return "source must be text and (nbformat 4.5+) id a string"

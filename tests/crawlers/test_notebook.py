@@ -327,3 +327,53 @@ def test_references_resolve_against_papermill_input_folder_and_rebased_absolute_
     (edge,) = of(records, Edge)
     assert (edge.src, edge.dst) == ("proj/nbs/t.ipynb", "proj/nbs/out/run.ipynb")
     assert template.exists()
+
+
+# --- nbformat's own test suite (tests/fixtures/notebooks/nbformat, BSD licence, see README) ---
+
+NBFORMAT_SUITE = Path(__file__).parents[1] / "fixtures" / "notebooks" / "nbformat"
+
+
+def _nbformat_verdict(path: Path) -> tuple[bool, bool, bool]:
+    """(nbformat.read opens it, nbformat.validate rejects what it read, nbformat warned while reading)."""
+    import warnings
+
+    import nbformat
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception:
+            return False, False, False
+    try:
+        nbformat.validate(nb)
+        invalid = False
+    except nbformat.ValidationError:
+        invalid = True
+    return True, invalid, any(w.category.__module__.startswith("nbformat") for w in caught)
+
+
+def test_every_notebook_nbformat_reads_gets_a_row_and_the_same_verdict(tmp_path: Path) -> None:
+    import shutil
+
+    from helpers import crawl, rows
+
+    root = tmp_path / "suite"
+    shutil.copytree(NBFORMAT_SUITE, root)
+    db = tmp_path / "c.duckdb"
+    crawl(root, db)
+    have = {path for (path,) in rows(db, "SELECT path FROM notebooks")}
+    messages: dict[str, list[str]] = {}
+    for path, message in rows(db, "SELECT path, message FROM errors WHERE crawler = 'notebook'"):
+        messages.setdefault(path, []).append(message)
+    names = sorted(p.name for p in NBFORMAT_SUITE.glob("*.ipynb"))
+    assert len(names) >= 20 and {"test2.ipynb", "test3.ipynb", "test4.5.ipynb", "test4plus.ipynb"} <= set(names)
+    for name in names:
+        opens, invalid, warned = _nbformat_verdict(NBFORMAT_SUITE / name)
+        ours = messages.get(name, [])
+        if not opens:
+            continue
+        assert name in have, (name, ours)
+        assert any("fails nbformat validation" in m for m in ours) is invalid, (name, ours)
+        assert any(m.startswith("nbformat: ") for m in ours) is warned, (name, ours)
