@@ -140,6 +140,17 @@ _FUNCTIONS: dict[str, tuple[_Io, ...]] = {
     "transformers.TrainingArguments": (_Io("write", 0, ("output_dir",)),),
     "wandb.init": (_Io("write", None, ("dir",), default=".", subfolder="wandb"),),
     "hydra.main": (_Io("write", None, (), default="outputs"), _Io("write", None, (), default="multirun")),
+    # writers configured with a location rather than opened: callbacks and record writers
+    **{f"{keras}.callbacks.{name}": (io,)
+       for keras in ("keras", "tensorflow.keras", "tf_keras")
+       for name, io in (("ModelCheckpoint", _Io("write", 0, ("filepath",))),
+                        ("BackupAndRestore", _Io("write", 0, ("backup_dir",))),
+                        ("CSVLogger", _Io("write", 0, ("filename",))),
+                        ("TensorBoard", _Io("write", 0, ("log_dir",), default="logs")))},
+    **{f"{pl}.callbacks.ModelCheckpoint": (_Io("write", None, ("dirpath",)),)
+       for pl in ("lightning.pytorch", "pytorch_lightning", "lightning")},
+    "tensorflow.io.TFRecordWriter": (_Io("write", 0, ("path",)),),
+    "tensorflow.summary.create_file_writer": (_Io("write", 0, ("logdir",)),),
 }
 #: Lightning loggers write ``<save_dir>/<name>/version_N`` (``name`` defaults per logger).
 _LOGGERS = {"CSVLogger": "lightning_logs", "TensorBoardLogger": "lightning_logs"}
