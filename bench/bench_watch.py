@@ -27,9 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-MLCRAWL = [sys.executable, "-c",
-           "import sys; from mlcrawl.cli import main; from mlcrawl.commands_watch import watch, jobs; "
-           "main.add_command(watch); main.add_command(jobs); sys.argv[0] = 'mlcrawl'; main()"]
+MLCRAWL = [sys.executable, "-m", "mlcrawl"]
 
 WRITER = """
 import json, os, sys, time

@@ -13,7 +13,7 @@ from mlcrawl.config import Job
 from mlcrawl.registry import discover, select
 from mlcrawl.runner import CrawlSummary, Runner
 
-CLI = [sys.executable, "-c", "from mlcrawl.cli import main; main()"]
+CLI = [sys.executable, "-m", "mlcrawl"]
 
 
 def make_tree(root: Path, files: dict[str, bytes | str]) -> Path:

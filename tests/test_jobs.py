@@ -20,9 +20,7 @@ DOC = ROOT / "docs" / "scheduling.md"
 SERVICE = ROOT / "deploy" / "systemd" / "mlcrawl-crawl@.service"
 TIMER = ROOT / "deploy" / "systemd" / "mlcrawl-crawl@.timer"
 CRONJOB = ROOT / "deploy" / "k8s" / "cronjob.yaml"
-MLCRAWL = [sys.executable, "-c",
-           "import sys; from mlcrawl.cli import main; from mlcrawl.commands_watch import watch, jobs; "
-           "main.add_command(watch); main.add_command(jobs); sys.argv[0] = 'mlcrawl'; main()"]
+MLCRAWL = [sys.executable, "-m", "mlcrawl"]
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -12,7 +12,10 @@ from click.testing import CliRunner
 
 from mlcrawl.catalog import Catalog
 from mlcrawl.cli import main
-from mlcrawl.commands_lineage import COMMANDS
+from mlcrawl.cli.export import COMMANDS as EXPORT_COMMANDS
+from mlcrawl.cli.lineage import COMMANDS as LINEAGE_COMMANDS
+
+COMMANDS = LINEAGE_COMMANDS + EXPORT_COMMANDS
 from mlcrawl.lineage import rebuild_lineage
 from mlcrawl.openlineage import write_openlineage
 

@@ -20,10 +20,7 @@ from mlcrawl.config import Job, WatchSettings
 from mlcrawl.walk import WalkRules
 from mlcrawl.watch import WATCH_LIMIT_SYSCTL, Debouncer, FolderScanner, Watcher, polling_reason, read_mounts
 
-# Until cli.py adds the commands itself, register them the same way it will.
-MLCRAWL = [sys.executable, "-c",
-           "import sys; from mlcrawl.cli import main; from mlcrawl.commands_watch import watch, jobs; "
-           "main.add_command(watch); main.add_command(jobs); sys.argv[0] = 'mlcrawl'; main()"]
+MLCRAWL = [sys.executable, "-m", "mlcrawl"]
 DUCKDB_CLI = Path(sys.executable).with_name("duckdb")
 
 

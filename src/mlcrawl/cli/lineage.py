@@ -1,7 +1,4 @@
-"""Lineage commands: ``lineage``, ``stale``, ``provenance``, ``export-openlineage``.
-
-They read the catalog only.  ``COMMANDS`` lists them for ``cli.main.add_command``.
-"""
+"""Lineage commands: ``lineage``, ``stale``, ``provenance``.  They read the catalog only."""
 
 from __future__ import annotations
 
@@ -10,19 +7,14 @@ from pathlib import Path
 
 import click
 
-from .lineage import Hop, locate_node, walk
+from ..lineage import Hop, locate_node, walk
+from . import options as opt
 
 FORMATS = ("tree", "json", "dot", "mermaid")
 
-catalog_option = click.option("--catalog", type=click.Path(dir_okay=False), help="Catalog file (default: the config's, else ./mlcrawl.duckdb).")
-config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config (default: $MLCRAWL_CONFIG, else ./mlcrawl.toml if present).")
-
-
 def open_catalog(config_path: str | None, catalog: str | None):
     """A read-only connection to the catalog the CLI options name."""
-    from .cli import _catalog, _load_config  # the CLI imports this module; resolve at call time
-
-    return _catalog(_load_config(config_path), catalog).connect(read_only=True)
+    return opt.open_store(opt.load(config_path), catalog).connect(read_only=True)
 
 
 def render_tree(start: str, hops: list[Hop], direction: str) -> str:
@@ -111,8 +103,7 @@ RENDERERS = {"tree": render_tree, "json": render_json, "dot": render_dot, "merma
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="tree", show_default=True)
 @click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
               help="Follow only edges at least this confident.")
-@config_option
-@catalog_option
+@opt.catalog_options
 def lineage_command(path, direction, depth, fmt, min_confidence, config_path, catalog) -> None:
     """Trace PATH (a file path or run id) upstream or downstream through the lineage graph."""
     with open_catalog(config_path, catalog) as con:
@@ -124,8 +115,7 @@ def lineage_command(path, direction, depth, fmt, min_confidence, config_path, ca
 @click.command("stale")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per stale output.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when something is stale (for CI).")
-@config_option
-@catalog_option
+@opt.catalog_options
 def stale_command(as_json, exit_code, config_path, catalog) -> None:
     """Outputs made from an input, code, param or command that changed since (DVC stages as `dvc status`)."""
     keys = ("root", "output", "maker", "changed_input", "used_sha256", "current_sha256", "input_deleted",
@@ -153,11 +143,10 @@ def stale_command(as_json, exit_code, config_path, catalog) -> None:
 @click.argument("path")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), help="Write a self-contained HTML report here.")
 @click.option("--markdown", "markdown_file", type=click.Path(dir_okay=False), help="Write the Markdown report here.")
-@config_option
-@catalog_option
+@opt.catalog_options
 def provenance_command(path, html_file, markdown_file, config_path, catalog) -> None:
     """A one-page report for an artifact: run, params, metrics, code, input versions, environment."""
-    from .provenance import build_provenance, render_html, render_markdown
+    from ..provenance import build_provenance, render_html, render_markdown
 
     with open_catalog(config_path, catalog) as con:
         root, node = locate_node(con, path)
@@ -171,17 +160,4 @@ def provenance_command(path, html_file, markdown_file, config_path, catalog) -> 
         click.echo(markdown)
 
 
-@click.command("export-openlineage")
-@click.argument("file", type=click.Path(dir_okay=False))
-@config_option
-@catalog_option
-def export_openlineage_command(file, config_path, catalog) -> None:
-    """Write one OpenLineage RunEvent per run to FILE (JSON lines)."""
-    from .openlineage import write_openlineage
-
-    with open_catalog(config_path, catalog) as con:
-        count = write_openlineage(con, Path(file))
-    click.echo(f"{count} run events -> {file}")
-
-
-COMMANDS = (lineage_command, stale_command, provenance_command, export_openlineage_command)
+COMMANDS = (lineage_command, stale_command, provenance_command)

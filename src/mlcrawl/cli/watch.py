@@ -1,4 +1,4 @@
-"""The ``watch`` and ``jobs`` commands (wired into ``mlcrawl`` by cli.py with ``main.add_command``)."""
+"""``mlcrawl watch`` (keep the catalog current) and ``mlcrawl jobs`` (the config's jobs and their last run)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,9 @@ from datetime import datetime, timezone
 
 import click
 
-from .config import Config, Job, with_overrides
-from .errors import ConfigError
-
-_config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                              help="TOML config (default: $MLCRAWL_CONFIG, else ./mlcrawl.toml if present).")
-_catalog_option = click.option("--catalog", type=click.Path(dir_okay=False),
-                               help="Catalog file (default: the config's, else ./mlcrawl.duckdb).")
-
+from ..config import Job
+from ..errors import ConfigError
+from . import options as opt
 
 def _log_to_stderr(quiet: bool):
     def log(level: str, message: str) -> None:
@@ -27,15 +22,6 @@ def _log_to_stderr(quiet: bool):
     return log
 
 
-def _watch_job(config: Config, roots: tuple[str, ...], job_name: str | None) -> Job:
-    if job_name:
-        job = config.job(job_name)
-        return with_overrides(job, roots=roots) if roots else job
-    if roots:
-        return Job(name="watch", roots=roots)
-    raise ConfigError("give at least one ROOT folder, or --job NAME")
-
-
 @click.command()
 @click.argument("roots", nargs=-1, type=click.Path(file_okay=False))
 @click.option("--job", "job_name", help="Watch the roots of the [[jobs]] entry of this name.")
@@ -43,19 +29,16 @@ def _watch_job(config: Config, roots: tuple[str, ...], job_name: str | None) -> 
 @click.option("--interval", type=float, help="Seconds between polls (default: [watch] poll_interval, 30).")
 @click.option("--settle", type=float, help="Index a file once it has been quiet this many seconds (default 2).")
 @click.option("--batch-seconds", type=float, help="While other files are still being written, crawl at most this long after the first settled (default 5).")
-@click.option("--wait", "wait_seconds", type=float, default=0.0, help="Wait up to SECONDS for a running crawl of this catalog.")
+@opt.wait_option
 @click.option("--quiet", "-q", is_flag=True, help="Log warnings only.")
-@_config_option
-@_catalog_option
+@opt.catalog_options
 def watch(roots, job_name, poll, interval, settle, batch_seconds, wait_seconds, quiet, config_path, catalog) -> None:
     """Catch up, then keep the catalog current as files under ROOTS change (Ctrl-C or SIGTERM stops)."""
-    from .catalog import CrawlLock
-    from .cli import _catalog, _load_config
-    from .registry import discover, select
-    from .watch import Watcher
+    from ..catalog import CrawlLock
+    from ..watch import Watcher
 
-    config = _load_config(config_path)
-    job = _watch_job(config, tuple(roots), job_name)
+    config = opt.load(config_path)
+    job = opt.roots_job(config, tuple(roots), job_name, "watch")
     settings = config.watch
     if interval is not None:
         settings = replace(settings, poll_interval=interval)
@@ -63,12 +46,12 @@ def watch(roots, job_name, poll, interval, settle, batch_seconds, wait_seconds, 
         settings = replace(settings, settle=settle)
     if batch_seconds is not None:
         settings = replace(settings, batch_seconds=batch_seconds)
-    store = _catalog(config, catalog)
-    crawlers = select(discover(), job.enabled, job.disabled)
+    store = opt.open_store(config, catalog)
+    crawlers, crawler_options = opt.choose_crawlers(config, job)
     lock = CrawlLock(store)
     lock.acquire(wait_seconds)
     try:
-        watcher = Watcher(store, job, crawlers, config.crawlers, settings, force_poll=poll, log=_log_to_stderr(quiet))
+        watcher = Watcher(store, job, crawlers, crawler_options, settings, force_poll=poll, log=_log_to_stderr(quiet))
         watcher.install_signal_handlers()
         report = watcher.run()
     finally:
@@ -77,7 +60,7 @@ def watch(roots, job_name, poll, interval, settle, batch_seconds, wait_seconds, 
         click.echo(f"watch session {report.session_id} ended: {report.batches} batches, "
                    f"{report.totals['files_new']} new, {report.totals['files_changed']} changed, "
                    f"{report.totals['files_deleted']} deleted, {report.totals['errors']} errors", err=True)
-    sys.exit(0)
+    sys.exit(opt.EXIT_OK)
 
 
 _LAST_RUNS = """
@@ -90,16 +73,13 @@ _LAST_RUNS = """
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per job.")
-@_config_option
-@_catalog_option
+@opt.catalog_options
 def jobs(as_json, config_path, catalog) -> None:
     """List the config's jobs with their last run, status and duration."""
-    from .cli import _catalog, _load_config
-
-    config = _load_config(config_path)
+    config = opt.load(config_path)
     if not config.jobs:
         raise ConfigError("the config defines no [[jobs]]" + (f" ({config.source})" if config.source else ""))
-    store = _catalog(config, catalog)
+    store = opt.open_store(config, catalog)
     last: dict[str, tuple] = {}
     if store.path.exists():
         with store.connect(read_only=True) as con:
@@ -124,3 +104,6 @@ def _job_row(job: Job, last: tuple | None) -> dict:
         "duration_s": round(float(seconds), 3) if seconds is not None else None,
         "files_seen": files_seen, "errors": errors,
     }
+
+
+COMMANDS = (watch, jobs)
