@@ -69,7 +69,7 @@ from mlcrawl.api import (
 )
 
 from ._codeanalysis import CodeAnalyzer, CodeFacts, is_uri, parse_literal_assignments
-from .code import reference_records, resolve_path
+from ._references import reference_records, resolve_path
 
 SCRAP_MIME = re.compile(r"^application/scrapbook\.scrap\.(?P<encoder>[\w.-]+)\+json$")
 #: A printed line that is exactly ``name: number`` or ``name = number``.

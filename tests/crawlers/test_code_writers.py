@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from mlcrawl.crawlers._codeanalysis import analyze_sources
 
 CASES = [

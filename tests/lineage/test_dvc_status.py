@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from helpers import crawl, rows, run_cli
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "dvc_status"

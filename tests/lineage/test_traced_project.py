@@ -11,13 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import crawl, rows
 
 from mlcrawl.catalog import Catalog
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
-from lineage_quality import evaluate  # noqa: E402
+from lineage_quality import evaluate
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "traced_project"
 
