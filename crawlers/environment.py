@@ -1,32 +1,36 @@
-"""The software environment of a run: environment files near its folder and the packages they pin.
+"""Environment files (pip requirements, pip freeze, conda, MLflow python_env) -> the owning run's
+environment artifacts, with the packages they pin as facts.
 
-    <root>/                           the crawl root: the search stops here
-      requirements.txt                pip requirements  "name[extra] >=1,<2 ; marker", -r/-c/-e lines
-      environment.yml                 conda: {name, channels, dependencies: ["python=3.11",
-                                      "conda-forge::numpy=1.26", {pip: [...]}]}
-      project/
-        conda.yaml                    (MLflow writes conda.yaml and python_env.yaml too:
-        python_env.yaml                {python, build_dependencies, dependencies})
-        runs/run-7/                   the run folder: searched first, then each ancestor up to root
-          requirements-freeze.txt     `pip freeze` output ("a==1.2", "a @ file://...", "-e git+...#egg=a")
+    <run folder of any crawler>/              the innermost enclosing folder unit that is a run
+      requirements.txt, requirements-*.txt    pip requirements "name[extra] >=1,<2 ; marker",
+                                              -r/-c includes, -e and URL requirements
+      *freeze*.txt                            `pip freeze` output ("a==1.2", "a @ file://...")
+      environment.yml, conda.yaml             conda: {name, channels, dependencies:
+                                              ["python=3.11", "conda-forge::numpy=1.26", {pip: [...]}]}
+      python_env.yaml                         MLflow: {python, build_dependencies, dependencies}
+      files/requirements.txt                  (W&B keeps pip freeze output under files/)
 
-``describe_run_environment`` lists the files found, nearest first, each parsed cheaply (line
-by line or one safe YAML load, bounded in size).  A file that cannot be parsed is still listed,
-with its ``problem`` set.  Share one EnvironmentCache across runs: a project-level file is then
-read once, not once per run.
+Owner: a folder unit's run id follows the catalog's conventions: ``<prefix>:<rel folder>`` for
+folder-named runs (hydra, lightning, sacred, tensorboard, hf_trainer), ``wandb:<id>`` from the
+W&B run folder's name, ``mlflow:<run_id>`` from an MLflow run folder's ``meta.yaml``.  A file
+that no run folder encloses (a project's requirements.txt) yields nothing: the file itself is
+in ``files``.  The file is parsed cheaply (line by line or one safe YAML load through the
+context's bounded reader); a file that cannot be parsed is still an artifact, with ``problem``
+in its facts.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
-import yaml
+from mlcrawl.api import Artifact, BaseCrawler, Claims, CrawlContext, Options, Record, TooLarge, UnsafeFile, load_yaml
 
-MAX_FILE = 8 << 20  # an environment file larger than this is listed, not parsed
+MAX_FILE = 8 << 20  # an environment file larger than this is an artifact with a problem, not parsed
 CONDA_NAMES = {
     "environment.yml": "conda",
     "environment.yaml": "conda",
@@ -41,6 +45,65 @@ _CONDA = re.compile(r"(?:(?P<channel>[^:\s]+)::)?(?P<name>[A-Za-z0-9_.+-]+)\s*(?
 _EGG = re.compile(r"[#&]egg=(?P<name>[A-Za-z0-9._-]+)")
 _DIRECT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://|\.{0,2}/")  # a bare URL or path requirement
 _ARCHIVE = re.compile(r"(?P<name>[A-Za-z0-9_.]+?)-\d[^/]*\.(?:whl|tar\.gz|zip|tar\.bz2)$")
+#: Crawlers whose folder unit is the run ``<prefix>:<rel folder>``.
+FOLDER_RUN_PREFIXES = {"hydra": "hydra", "lightning": "lightning", "sacred": "sacred",
+                       "tensorboard": "tensorboard", "huggingface": "hf_trainer"}
+_WANDB_FOLDER = re.compile(r"(?:offline-)?run-\d{8}_\d{6}-(?P<id>[A-Za-z0-9]+)")
+
+
+@dataclass(frozen=True)
+class EnvironmentOptions(Options):
+    """Options of the environment crawler."""
+
+    attach: bool = True
+    """attach environment files to the run whose folder encloses them (off: they stay plain files)"""
+
+
+class EnvironmentCrawler(BaseCrawler):
+    """Environment files, as environment artifacts of the run folder that holds them."""
+
+    name: ClassVar[str] = "environment"
+    version: ClassVar[int] = 1
+    claims = Claims(files=("requirements*.txt", "*freeze*.txt", "environment.yml", "environment.yaml",
+                           "conda.yaml", "conda.yml", "python_env.yaml", "python_env.yml"))
+    Options = EnvironmentOptions
+
+    def crawl(self, unit: Path, ctx: CrawlContext) -> Iterator[Record]:
+        """One Artifact (role ``environment``) of the owning run; nothing outside a run folder."""
+        run_id = owner_run_id(unit, ctx) if ctx.options.get("attach", True) else None
+        if run_id is None:
+            return
+        parsed = parse_environment_file(unit, ctx.relpath(unit), ctx)
+        yield Artifact(run_id, parsed.path, role="environment", facts=environment_facts(parsed))
+
+
+def owner_run_id(unit: Path, ctx: CrawlContext) -> str | None:
+    """The run id of the innermost enclosing folder unit that is a run, by the catalog's conventions."""
+    for crawler, folder in sorted(ctx.enclosing, key=lambda item: len(os.path.abspath(item[1])), reverse=True):
+        if crawler in FOLDER_RUN_PREFIXES:
+            return f"{FOLDER_RUN_PREFIXES[crawler]}:{ctx.relpath(folder)}"
+        if crawler == "wandb":
+            match = _WANDB_FOLDER.fullmatch(Path(folder).name)
+            if match:
+                return f"wandb:{match['id']}"
+        if crawler == "mlflow" and (Path(folder) / "meta.yaml").is_file():
+            run_id = ctx.read_mapping(Path(folder) / "meta.yaml").get("run_id")
+            if isinstance(run_id, str) and run_id:
+                return f"mlflow:{run_id}"
+    return None
+
+
+def environment_facts(parsed: EnvironmentFile) -> dict:
+    """The artifact facts: kind, python, the pins (name, spec, manager, marker), includes, problem."""
+    facts: dict = {"kind": parsed.kind,
+                   "packages": [{k: v for k, v in asdict(p).items() if v is not None} for p in parsed.packages]}
+    if parsed.python:
+        facts["python"] = parsed.python
+    if parsed.includes:
+        facts["includes"] = list(parsed.includes)
+    if parsed.problem:
+        facts["problem"] = parsed.problem
+    return facts
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,46 +118,14 @@ class PackagePin:
 
 @dataclass(frozen=True, slots=True)
 class EnvironmentFile:
-    """An environment file near a run.  ``kind``: requirements, pip_freeze, conda, python_env.
-    ``distance`` is 0 in the run folder, 1 in its parent, and so on."""
+    """One parsed environment file.  ``kind``: requirements, pip_freeze, conda, python_env."""
 
     path: str
     kind: str
-    distance: int
     packages: tuple[PackagePin, ...] = ()
     python: str | None = None
     includes: tuple[str, ...] = ()
     problem: str | None = None
-
-
-@dataclass
-class EnvironmentCache:
-    """Memo for one crawl: folder -> names of its environment files, file -> parsed content."""
-
-    names_in: dict[Path, tuple[str, ...]] = field(default_factory=dict)
-    parsed: dict[Path, EnvironmentFile] = field(default_factory=dict)
-
-
-def describe_run_environment(
-    run_dir: Path,
-    root: Path,
-    cache: EnvironmentCache | None = None,
-    read_bytes: Callable[[Path], bytes] | None = None,
-) -> list[EnvironmentFile]:
-    """Environment files in ``run_dir`` and its ancestors up to ``root``, nearest first."""
-    cache = cache if cache is not None else EnvironmentCache()
-    reader = read_bytes or (lambda p: Path(p).read_bytes())
-    root = Path(root).absolute()
-    found: list[EnvironmentFile] = []
-    for distance, folder in enumerate(_folders_up_to(Path(run_dir).absolute(), root)):
-        for name in _environment_names(folder, cache):
-            path = folder / name
-            parsed = cache.parsed.get(path)
-            if parsed is None:
-                parsed = parse_environment_file(path, _relpath(path, root), reader)
-                cache.parsed[path] = parsed
-            found.append(replace(parsed, distance=distance))
-    return found
 
 
 def environment_kind(name: str) -> str | None:
@@ -111,24 +142,24 @@ def environment_kind(name: str) -> str | None:
     return None
 
 
-def parse_environment_file(path: Path, rel: str, read_bytes: Callable[[Path], bytes]) -> EnvironmentFile:
+def parse_environment_file(path: Path, rel: str, ctx: CrawlContext) -> EnvironmentFile:
     """Read and parse one environment file; problems are reported in ``problem``, never raised."""
     kind = environment_kind(path.name) or "requirements"
     try:
-        if path.stat().st_size > MAX_FILE:
-            return EnvironmentFile(rel, kind, 0, problem=f"larger than {MAX_FILE} bytes, not parsed")
-        text = read_bytes(path).decode("utf-8-sig", errors="replace")
-    except OSError as exc:
-        return EnvironmentFile(rel, kind, 0, problem=f"unreadable: {exc}")
+        text = ctx.read_text(path, errors="replace", limit=MAX_FILE)
+    except TooLarge:
+        return EnvironmentFile(rel, kind, problem=f"larger than {MAX_FILE} bytes, not parsed")
+    except (OSError, UnsafeFile) as exc:
+        return EnvironmentFile(rel, kind, problem=f"unreadable: {exc}")
     if kind in ("requirements", "pip_freeze"):
         packages, includes = parse_requirements(text.splitlines())
-        return EnvironmentFile(rel, kind, 0, packages, includes=includes)
+        return EnvironmentFile(rel, kind, packages, includes=includes)
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        return EnvironmentFile(rel, kind, 0, problem=f"not valid YAML: {exc}")
+        data = load_yaml(text)
+    except Exception as exc:  # noqa: BLE001 - yaml raises its own hierarchy
+        return EnvironmentFile(rel, kind, problem=f"not valid YAML: {' '.join(str(exc).split())}")
     if not isinstance(data, Mapping):
-        return EnvironmentFile(rel, kind, 0, problem="not a YAML mapping")
+        return EnvironmentFile(rel, kind, problem="not a YAML mapping")
     if kind == "conda":
         return _conda_file(rel, data)
     return _python_env_file(rel, data)
@@ -220,37 +251,11 @@ def _conda_file(rel: str, data: Mapping) -> EnvironmentFile:
             packages.append(PackagePin(normalize_name(match["name"]), spec, "conda"))
             if match["name"] == "python" and spec:
                 python = spec.lstrip("=").strip()
-    return EnvironmentFile(rel, "conda", 0, tuple(packages), python, includes)
+    return EnvironmentFile(rel, "conda", tuple(packages), python, includes)
 
 
 def _python_env_file(rel: str, data: Mapping) -> EnvironmentFile:
     lines = [str(x) for key in ("build_dependencies", "dependencies") for x in (data.get(key) or [])]
     packages, includes = parse_requirements(lines)
     python = str(data["python"]) if data.get("python") is not None else None
-    return EnvironmentFile(rel, "python_env", 0, packages, python, includes)
-
-
-def _folders_up_to(start: Path, root: Path) -> list[Path]:
-    """``start`` and its ancestors up to ``root`` inclusive (just ``start`` when outside root)."""
-    if start != root and root not in start.parents:
-        return [start]
-    folders = [start]
-    while folders[-1] != root:
-        folders.append(folders[-1].parent)
-    return folders
-
-
-def _environment_names(folder: Path, cache: EnvironmentCache) -> tuple[str, ...]:
-    names = cache.names_in.get(folder)
-    if names is None:
-        try:
-            with os.scandir(folder) as entries:
-                names = tuple(sorted(e.name for e in entries if environment_kind(e.name) and e.is_file()))
-        except OSError:
-            names = ()
-        cache.names_in[folder] = names
-    return names
-
-
-def _relpath(path: Path, root: Path) -> str:
-    return PurePosixPath(*Path(os.path.relpath(path, root)).parts).as_posix()
+    return EnvironmentFile(rel, "python_env", packages, python, includes)

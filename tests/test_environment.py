@@ -1,17 +1,20 @@
-"""environment: environment files near a run folder, found and parsed into package pins."""
+"""environment crawler: environment files parsed into package pins, attached to the run folder
+that encloses them (real tool output from the corpus: MLflow log_model, W&B pip freeze)."""
 
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
 
-from mlcrawl.environment import (
-    EnvironmentCache,
+from mlcrawl.crawler import CrawlContext
+from mlcrawl.crawlers.environment import (
+    EnvironmentCrawler,
     PackagePin,
-    describe_run_environment,
     environment_kind,
+    parse_environment_file,
     parse_requirements,
 )
+from mlcrawl.records import Artifact
 
 
 def write(path: Path, text: str) -> Path:
@@ -20,25 +23,57 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def describe_folder(folder: Path, root: Path) -> list:
+    """Every environment file directly in ``folder``, parsed through a crawl context."""
+    ctx = CrawlContext.for_root(root, folder)
+    return [parse_environment_file(p, ctx.relpath(p), ctx)
+            for p in sorted(folder.iterdir()) if p.is_file() and environment_kind(p.name)]
+
+
+def crawl(root: Path, unit: Path, enclosing=()) -> list:
+    ctx = CrawlContext.for_root(root, unit)
+    ctx.enclosing = tuple(enclosing)
+    return list(EnvironmentCrawler().crawl(ctx.unit, ctx)), ctx
+
+
 def pins(env_file) -> dict[str, str | None]:
     return {p.name: p.spec for p in env_file.packages}
 
 
-def test_files_in_the_run_folder_and_its_ancestors_up_to_root_nearest_first(tmp_path):
-    root = tmp_path / "share"
-    run = root / "proj" / "runs" / "7"
-    write(tmp_path / "requirements.txt", "above-root==1\n")
-    write(root / "environment.yml", "dependencies: [python=3.11]\n")
-    write(root / "proj" / "requirements.txt", "numpy>=1.26\n")
-    write(run / "requirements-freeze.txt", "numpy==1.26.4\n")
-    write(run / "notes.txt", "not an environment file\n")
-    found = describe_run_environment(run, root)
-    assert [(f.path, f.kind, f.distance) for f in found] == [
-        ("proj/runs/7/requirements-freeze.txt", "pip_freeze", 0),
-        ("proj/requirements.txt", "requirements", 2),
-        ("environment.yml", "conda", 3),
-    ]
-    assert pins(found[0]) == {"numpy": "==1.26.4"} and pins(found[1]) == {"numpy": ">=1.26"}
+def test_a_file_in_a_run_folder_is_an_environment_artifact_of_that_run(tmp_path):
+    run = tmp_path / "outputs" / "2026-01-01" / "10-00-00"
+    freeze = write(run / "requirements-freeze.txt", "numpy==1.26.4\n")
+    records, _ = crawl(tmp_path, freeze, [("hydra", tmp_path / "outputs"), ("hydra", run)])
+    assert records == [Artifact("hydra:outputs/2026-01-01/10-00-00", "outputs/2026-01-01/10-00-00/requirements-freeze.txt",
+                                role="environment",
+                                facts={"kind": "pip_freeze", "packages": [{"name": "numpy", "spec": "==1.26.4",
+                                                                           "manager": "pip"}]})]
+
+
+def test_owner_ids_follow_each_tool_convention(tmp_path):
+    wb = write(tmp_path / "wandb" / "run-20260101_100000-abc123" / "files" / "requirements.txt", "x==1\n")
+    [art], _ = crawl(tmp_path, wb, [("wandb", wb.parent.parent)])
+    assert art.run_id == "wandb:abc123"
+    run = tmp_path / "mlruns" / "1" / "r1"
+    write(run / "meta.yaml", "run_id: r1\nexperiment_id: '1'\n")
+    env = write(run / "artifacts" / "model" / "python_env.yaml", "python: 3.11.7\n")
+    [art], _ = crawl(tmp_path, env, [("mlflow", run)])
+    assert (art.run_id, art.facts["python"]) == ("mlflow:r1", "3.11.7")
+    hf = write(tmp_path / "out" / "requirements.txt", "y\n")
+    [art], _ = crawl(tmp_path, hf, [("huggingface", hf.parent)])
+    assert art.run_id == "hf_trainer:out"
+
+
+def test_a_file_outside_every_run_folder_yields_nothing(tmp_path):
+    project = write(tmp_path / "requirements.txt", "numpy\n")
+    assert crawl(tmp_path, project)[0] == []
+    assert crawl(tmp_path, project, [("dvc", tmp_path)])[0] == []  # not a run folder
+
+
+def test_unparsable_file_is_still_an_artifact_with_its_problem(tmp_path):
+    bad = write(tmp_path / "run" / "environment.yml", "dependencies: [python=3.11\n")
+    [art], ctx = crawl(tmp_path, bad, [("sacred", bad.parent)])
+    assert art.facts["problem"].startswith("not valid YAML") and art.facts["packages"] == []
 
 
 def test_pip_freeze_output_with_direct_references_and_editables():
@@ -106,7 +141,7 @@ def test_conda_environment_with_channels_and_a_pip_section(tmp_path):
               - wandb==0.31.0
     """,
     )
-    [env] = describe_run_environment(tmp_path, tmp_path)
+    [env] = describe_folder(tmp_path, tmp_path)
     assert (env.kind, env.python, env.includes, env.problem) == ("conda", "3.11", ("requirements.txt",), None)
     assert [(p.name, p.spec, p.manager) for p in env.packages] == [
         ("python", "=3.11", "conda"),
@@ -127,7 +162,7 @@ def test_mlflow_python_env_and_conda_yaml(tmp_path):
     """,
     )
     write(tmp_path / "conda.yaml", "dependencies: [python=3.11.7, {pip: [mlflow==3.17.2]}]\n")
-    envs = {e.kind: e for e in describe_run_environment(tmp_path, tmp_path)}
+    envs = {e.kind: e for e in describe_folder(tmp_path, tmp_path)}
     assert envs["python_env"].python == "3.11.7"
     assert pins(envs["python_env"]) == {"pip": "==24.0", "setuptools": None}
     assert envs["python_env"].includes == ("requirements.txt",)
@@ -137,33 +172,10 @@ def test_mlflow_python_env_and_conda_yaml(tmp_path):
 def test_broken_yaml_is_listed_with_its_problem(tmp_path):
     write(tmp_path / "environment.yml", "dependencies: [python=3.11\n")
     write(tmp_path / "conda.yaml", "- just\n- a list\n")
-    envs = {e.path: e for e in describe_run_environment(tmp_path, tmp_path)}
+    envs = {e.path: e for e in describe_folder(tmp_path, tmp_path)}
     assert envs["environment.yml"].problem.startswith("not valid YAML")
     assert envs["conda.yaml"].problem == "not a YAML mapping"
     assert envs["environment.yml"].packages == ()
-
-
-def test_run_folder_outside_root_is_searched_alone(tmp_path):
-    write(tmp_path / "requirements.txt", "x==1\n")
-    write(tmp_path / "elsewhere" / "run" / "requirements.txt", "y==2\n")
-    found = describe_run_environment(tmp_path / "elsewhere" / "run", tmp_path / "root")
-    assert [pins(f) for f in found] == [{"y": "==2"}]
-
-
-def test_shared_cache_reads_a_project_file_once(tmp_path):
-    write(tmp_path / "requirements.txt", "numpy==1\n")
-    reads: list[Path] = []
-
-    def reader(path: Path) -> bytes:
-        reads.append(path)
-        return path.read_bytes()
-
-    cache = EnvironmentCache()
-    for n in range(3):
-        (tmp_path / "runs" / str(n)).mkdir(parents=True)
-        [env] = describe_run_environment(tmp_path / "runs" / str(n), tmp_path, cache, reader)
-        assert env.distance == 2
-    assert reads == [tmp_path / "requirements.txt"]
 
 
 def test_environment_kind_from_names():
@@ -179,7 +191,7 @@ def test_environment_kind_from_names():
 
 def test_real_tool_output_in_the_corpus(corpus):
     model = next((corpus / "mlruns").glob("*/models/*/artifacts"))
-    envs = {e.kind: e for e in describe_run_environment(model, corpus)}
+    envs = {e.kind: e for e in describe_folder(model, corpus)}
     assert {"requirements", "python_env", "conda"} <= set(envs)
     assert all(e.problem is None for e in envs.values())
     assert envs["python_env"].python == envs["conda"].python  # both written by the same log_model
@@ -188,6 +200,6 @@ def test_real_tool_output_in_the_corpus(corpus):
     assert required and required <= {p.name for p in envs["conda"].packages}
     for freeze in corpus.glob("wandb/*/files/requirements.txt"):
         lines = [ln for ln in freeze.read_text().splitlines() if ln.strip() and not ln.startswith(("#", "-"))]
-        [env] = describe_run_environment(freeze.parent, corpus)
+        [env] = [e for e in describe_folder(freeze.parent, corpus) if e.path.endswith("requirements.txt")]
         assert len(env.packages) == len(lines)
         assert all(p.spec and p.spec.startswith(("==", "@")) for p in env.packages)
