@@ -50,6 +50,11 @@ UNKNOWN_CWD = "?"
 CD_CALL = "__mlcrawl_cd__"
 _CHDIR_CALLS = frozenset({"os.chdir", CD_CALL})
 _MAYBE_IPYTHON = re.compile(r"^\s*[%!?]|\?\s*$|=\s*[!%]", re.MULTILINE)
+#: IPython runs these names as magics without the ``%`` (automagic) when the line is not Python.
+_AUTOMAGIC = re.compile(r"^(\s*)(cd|pwd|ls|pip|conda|env|who|whos|history|alias|bookmark|dhist|dirs|popd|pushd"
+                        r"|reset|rehashx|load_ext|matplotlib|autoreload|mkdir|cat|rm|cp|mv|less|man)(?=\s|$)")
+#: ``%time stmt``/``%timeit [-n N -r R] stmt`` run ``stmt`` as Python: keep it.
+_TIMED = re.compile(r"^%(?:time|timeit)\s+(?:-[a-z]\s*\d*\s+)*(?P<stmt>[^-\s].*)$")
 _HELP = re.compile(r"^(?:\?{1,2}[\w.]+|[\w.\[\]()]+\?{1,2})$")
 _URI_SCHEME = re.compile(r"^[A-Za-z][\w+.-]*:")
 
@@ -196,11 +201,12 @@ class MaskedSource:
     magic_refs: tuple[tuple[str, str, int], ...]  # (raw, direction, line) from %run, %%writefile
 
 
-def mask_ipython(source: str) -> MaskedSource:
+def mask_ipython(source: str, keep_timed: bool = True) -> MaskedSource:
     """Replace magics, shell escapes and ``?`` help with Python that parses, keeping line numbers.
 
     ``%%cell`` magics whose body is not Python blank the whole cell; ``x = !cmd`` keeps the
-    assignment (to a placeholder) so ``x`` is known to be rebound.
+    assignment (to a placeholder) so ``x`` is known to be rebound; ``%time stmt`` keeps ``stmt``
+    unless ``keep_timed`` is false.
     """
     lines = source.split("\n")
     refs: list[tuple[str, str, int]] = []
@@ -222,6 +228,8 @@ def mask_ipython(source: str) -> MaskedSource:
         indent = _masked_indent(line[: len(line) - len(stripped)], previous)
         if continuation:
             lines[i] = ""
+        elif keep_timed and not line.rstrip().endswith("\\") and (timed := _TIMED.match(stripped)) is not None:
+            lines[i] = f"{indent}{timed['stmt']}"
         elif (cd := re.match(r"%cd\s+([^-\s].*?)\s*$", stripped)) is not None:
             target = cd.group(1).strip("'\"")
             lines[i] = f"{indent}{CD_CALL}({target!r})"
@@ -518,9 +526,15 @@ class CodeAnalyzer:
             self.facts.problems.append(CodeProblem(cell, None, f"cannot parse: {type(exc).__name__}: {exc}"))
             return None, None
         masked = mask_ipython(source)
+        try:
+            tree = ast.parse(masked.text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            tree = None
+        if tree is None and cell is not None:  # a notebook: automagic lines (``cd ..``) are magics
+            masked = mask_ipython("\n".join(_AUTOMAGIC.sub(r"\1%\2", line) for line in source.split("\n")))
         self.facts.masked_lines += masked.masked_lines
         try:
-            return ast.parse(masked.text), masked
+            return tree or ast.parse(masked.text), masked
         except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
             line = getattr(exc, "lineno", None)
             self.facts.problems.append(CodeProblem(cell, line, f"syntax error: {getattr(exc, 'msg', exc)}"))
@@ -839,7 +853,7 @@ def parse_literal_assignments(source: str) -> tuple[dict[str, Any], dict[str, st
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         try:
-            tree = ast.parse(mask_ipython(source).text)
+            tree = ast.parse(mask_ipython(source, keep_timed=False).text)
         except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
             return {}, {}, f"parameters cell does not parse: {getattr(exc, 'msg', exc)}"
     literals: dict[str, Any] = {}
