@@ -11,6 +11,7 @@ from decimal import Decimal
 import click
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ..catalog import Catalog
@@ -24,6 +25,8 @@ def jsonable(value: object) -> object:
     """A query value as JSON: maps as objects, times as ISO 8601, NaN and infinity as null."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if isinstance(value, tuple) and type(value).__name__ == "MonthDayNano":
+        return f"P{value.months}M{value.days}DT{value.nanoseconds / 1e9:g}S"
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -41,18 +44,48 @@ def jsonable(value: object) -> object:
     return str(value)
 
 
+def _portable(array: pa.Array) -> pa.Array:
+    """Dates and timestamps (nested ones too) as ISO 8601 text: Python's datetime cannot hold DuckDB's range."""
+    kind = array.type
+    mask = array.is_null() if array.null_count else None
+    if pa.types.is_timestamp(kind):
+        if kind.tz:
+            return pc.strftime(array.cast(pa.timestamp(kind.unit, "UTC")), format="%Y-%m-%dT%H:%M:%SZ")
+        return pc.strftime(array, format="%Y-%m-%dT%H:%M:%S")
+    if pa.types.is_date(kind):
+        return pc.strftime(array.cast(pa.timestamp("s")), format="%Y-%m-%d")
+    if pa.types.is_map(kind):
+        return pa.MapArray.from_arrays(array.offsets, _portable(array.keys), _portable(array.items), mask=mask)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return type(array).from_arrays(array.offsets, _portable(array.values), mask=mask)
+    if pa.types.is_fixed_size_list(kind):
+        return pa.FixedSizeListArray.from_arrays(_portable(array.values), kind.list_size, mask=mask)
+    if pa.types.is_struct(kind) and kind.num_fields:
+        return pa.StructArray.from_arrays([_portable(array.field(i)) for i in range(kind.num_fields)],
+                                          names=[kind.field(i).name for i in range(kind.num_fields)], mask=mask)
+    return array
+
+
+def _portable_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([_portable(c) for c in batch.columns], names=batch.schema.names)
+
+
 def _is_nested(kind: pa.DataType) -> bool:
-    return pa.types.is_nested(kind) or pa.types.is_interval(kind) or pa.types.is_binary(kind)
+    return (pa.types.is_nested(kind) or pa.types.is_interval(kind) or pa.types.is_binary(kind)
+            or isinstance(kind, pa.BaseExtensionType))
+
+
+def _csv_text(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _csv_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     """Nested values (lists, structs, maps, unions) as JSON text, which a CSV cell can hold."""
     columns = []
-    for column in batch.columns:
+    for column in _portable_batch(batch).columns:
         if _is_nested(column.type) or pa.types.is_dictionary(column.type):
             values = column.to_pylist(maps_as_pydicts="lossy")
-            text = [None if v is None else v if isinstance(v, str) else json.dumps(jsonable(v), ensure_ascii=False)
-                    for v in values]
+            text = [None if v is None else _csv_text(jsonable(v)) for v in values]
             column = pa.array(text, pa.string())
         columns.append(column)
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
@@ -76,7 +109,7 @@ def write_result(reader: pa.RecordBatchReader, fmt: str, output: str | None) -> 
                 out.write(",".join(f'"{n}"' for n in reader.schema.names) + "\n")
         elif fmt == "json":
             for batch in reader:
-                for row in batch.to_pylist(maps_as_pydicts="lossy"):
+                for row in _portable_batch(batch).to_pylist(maps_as_pydicts="lossy"):
                     out.write(json.dumps(jsonable(row), ensure_ascii=False) + "\n")
         else:
             out.write(_render_reader(reader) + "\n")
@@ -91,7 +124,8 @@ def _render_reader(reader: pa.RecordBatchReader) -> str:
         if total < _MAX_TABLE_ROWS:
             shown.append(batch.slice(0, _MAX_TABLE_ROWS - total))
         total += batch.num_rows
-    table = pa.Table.from_batches(shown, schema=reader.schema)
+    shown = [_portable_batch(b) for b in shown]
+    table = pa.Table.from_batches(shown) if shown else pa.table({n: [] for n in reader.schema.names})
     return _render_table(table, total)
 
 
@@ -212,6 +246,7 @@ def print_summary(d: dict, problems: list[dict]) -> None:
     click.echo(f"problems (first {min(SHOWN_PROBLEMS, len(problems))} of {total}):", err=True)
     for p in problems[:SHOWN_PROBLEMS]:
         where = f"{p['root']}/{p['path']}" if several_roots else p["path"]
-        click.echo(f"  {p['severity']:<7} {p['crawler']:<12} {where}: {p['message']}", err=True)
+        message = p["message"].removeprefix(f"{p['path']}: ")
+        click.echo(f"  {p['severity']:<7} {p['crawler']:<12} {where}: {message}", err=True)
     click.echo(f"see all: mlcrawl status, or mlcrawl query \"select * from errors where crawl_id = {d['crawl_id']}\"",
                err=True)
