@@ -198,4 +198,63 @@ VIEW_STATEMENTS: list[str] = [
                  AND e2.crawler = s.crawler AND e2.error_type = s.error_type) AS first_seen,
               max(s.at) AS last_seen
        FROM standing s GROUP BY s.root, s.path, s.crawler, s.error_type, s.severity""",
+    # Source runs that are one training, logged by several tools at once (Lightning's CSV +
+    # TensorBoard + MLflow loggers, HF Trainer + W&B, Hydra + MLflow): one row per pair of runs
+    # of different sources, with the evidence.  recorded_id: a param or tag of one run holds the
+    # other's own id (8+ characters); same_folder: one run's folder is the other's or lies in
+    # it (the nearest enclosing run of each other source), their times not disjoint;
+    # equal_params: 2+ params with the same keys and values, times overlapping.
+    """CREATE OR REPLACE VIEW run_links AS
+       WITH r AS (SELECT * FROM runs QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY crawl_id DESC, unit) = 1),
+       ids AS (SELECT DISTINCT run_id, key, value FROM (
+                   SELECT run_id, key, value FROM params UNION ALL SELECT run_id, key, value FROM tags)
+               WHERE length(value) >= 8),
+       recorded AS (
+           SELECT i.run_id AS a, o.run_id AS b, 'recorded_id' AS relation,
+                  i.key || ' = ' || o.source || ' id ' || o.source_run_id AS detail
+           FROM ids i JOIN r o ON o.source_run_id = i.value
+           JOIN r s ON s.run_id = i.run_id AND s.source <> o.source),
+       folder AS (
+           SELECT a.run_id AS a, b.run_id AS b, 'same_folder' AS relation,
+                  CASE WHEN a.dir = b.dir THEN 'both in ' || a.dir ELSE a.dir || ' is in ' || b.dir END AS detail
+           FROM r a JOIN r b ON a.root = b.root AND a.source <> b.source
+            AND (a.dir = b.dir OR starts_with(a.dir, b.dir || '/') OR (b.dir = '.' AND a.dir <> '.'))
+           WHERE NOT coalesce(a.start_time > b.end_time + INTERVAL 1 MINUTE
+                              OR b.start_time > a.end_time + INTERVAL 1 MINUTE, false)
+           QUALIFY rank() OVER (PARTITION BY a.run_id, b.source ORDER BY length(b.dir) DESC) = 1),
+       psets AS (
+           SELECT run_id, md5(string_agg(key || '=' || coalesce(value, '\x00'), chr(1) ORDER BY key, value)) AS h,
+                  count(*) AS n
+           FROM (SELECT DISTINCT run_id, key, value FROM params) GROUP BY run_id HAVING count(*) >= 2),
+       same_params AS (
+           SELECT pa.run_id AS a, pb.run_id AS b, 'equal_params' AS relation,
+                  pa.n || ' equal params, times overlapping' AS detail
+           FROM psets pa JOIN psets pb ON pa.h = pb.h AND pa.run_id < pb.run_id
+           JOIN r ra ON ra.run_id = pa.run_id JOIN r rb ON rb.run_id = pb.run_id
+           WHERE ra.source <> rb.source
+             AND ra.start_time <= coalesce(rb.end_time, rb.start_time) + INTERVAL 1 MINUTE
+             AND rb.start_time <= coalesce(ra.end_time, ra.start_time) + INTERVAL 1 MINUTE),
+       found AS (SELECT * FROM recorded UNION ALL SELECT * FROM folder UNION ALL SELECT * FROM same_params)
+       SELECT DISTINCT least(a, b) AS run_a, greatest(a, b) AS run_b, relation, detail FROM found WHERE a <> b""",
+    # Every source run once, with the logical run it belongs to: the smallest run id of its
+    # connected group in run_links (a run linked to nothing is its own logical run), the number
+    # of source runs in the group, and the evidence that links this run to the others.
+    """CREATE OR REPLACE VIEW logical_runs AS
+       WITH RECURSIVE r AS (SELECT * FROM runs QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY crawl_id DESC, unit) = 1),
+       edges AS (SELECT run_a AS x, run_b AS y FROM run_links UNION SELECT run_b, run_a FROM run_links),
+       reach(run_id, member) AS (
+           SELECT run_id, run_id FROM r
+           UNION
+           SELECT reach.run_id, e.y FROM reach JOIN edges e ON e.x = reach.member),
+       grouped AS (SELECT run_id, min(member) AS logical_run_id FROM reach GROUP BY run_id),
+       evidence AS (
+           SELECT run_id, list({'linked_run_id': other, 'relation': relation, 'detail': detail}
+                               ORDER BY other, relation) AS evidence
+           FROM (SELECT run_a AS run_id, run_b AS other, relation, detail FROM run_links
+                 UNION ALL SELECT run_b, run_a, relation, detail FROM run_links)
+           GROUP BY run_id)
+       SELECT g.logical_run_id, r.run_id, r.source, r.source_run_id, r.experiment, r.name, r.status,
+              r.start_time, r.end_time, r.root, r.dir,
+              count(*) OVER (PARTITION BY g.logical_run_id) AS source_runs, e.evidence
+       FROM r JOIN grouped g USING (run_id) LEFT JOIN evidence e USING (run_id)""",
 ]
