@@ -202,13 +202,19 @@ VIEW_STATEMENTS: list[str] = [
     # TensorBoard + MLflow loggers, HF Trainer + W&B, Hydra + MLflow): one row per pair of runs
     # of different sources, with the evidence.  recorded_id: a param or tag of one run holds the
     # other's own id (8+ characters); same_folder: one run's folder is the other's or lies in
-    # it (the nearest enclosing run of each other source), their times not disjoint;
-    # equal_params: 2+ params with the same keys and values, times overlapping.
+    # it (the nearest enclosing run of each other source, in a folder that is that run's alone,
+    # not the crawl root), their times not disjoint;
+    # equal_params: 2+ params with the same keys and values (any sources, two loggers of one
+    # tool too), times overlapping, or where a time is unknown, folders at most 3 levels below
+    # their common folder.
     """CREATE OR REPLACE VIEW run_links AS
        WITH r AS (SELECT * FROM runs QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY crawl_id DESC, unit) = 1),
        ids AS (SELECT DISTINCT run_id, key, value FROM (
                    SELECT run_id, key, value FROM params UNION ALL SELECT run_id, key, value FROM tags)
                WHERE length(value) >= 8),
+       -- A folder that is one run's own (a pipeline stage at the root or a folder of several
+       -- notebooks' outputs is no training's folder).
+       own_folders AS (SELECT root, source, dir FROM r WHERE dir IS NOT NULL GROUP BY ALL HAVING count(*) = 1),
        recorded AS (
            SELECT i.run_id AS a, o.run_id AS b, 'recorded_id' AS relation,
                   i.key || ' = ' || o.source || ' id ' || o.source_run_id AS detail
@@ -218,22 +224,33 @@ VIEW_STATEMENTS: list[str] = [
            SELECT a.run_id AS a, b.run_id AS b, 'same_folder' AS relation,
                   CASE WHEN a.dir = b.dir THEN 'both in ' || a.dir ELSE a.dir || ' is in ' || b.dir END AS detail
            FROM r a JOIN r b ON a.root = b.root AND a.source <> b.source
-            AND (a.dir = b.dir OR starts_with(a.dir, b.dir || '/') OR (b.dir = '.' AND a.dir <> '.'))
-           WHERE NOT coalesce(a.start_time > b.end_time + INTERVAL 1 MINUTE
+            AND (a.dir = b.dir OR starts_with(a.dir, b.dir || '/'))
+           WHERE b.dir <> '.' AND (b.root, b.source, b.dir) IN (SELECT (root, source, dir) FROM own_folders)
+             AND NOT coalesce(a.start_time > b.end_time + INTERVAL 1 MINUTE
                               OR b.start_time > a.end_time + INTERVAL 1 MINUTE, false)
            QUALIFY rank() OVER (PARTITION BY a.run_id, b.source ORDER BY length(b.dir) DESC) = 1),
        psets AS (
            SELECT run_id, md5(string_agg(key || '=' || coalesce(value, '\x00'), chr(1) ORDER BY key, value)) AS h,
                   count(*) AS n
            FROM (SELECT DISTINCT run_id, key, value FROM params) GROUP BY run_id HAVING count(*) >= 2),
-       same_params AS (
-           SELECT pa.run_id AS a, pb.run_id AS b, 'equal_params' AS relation,
-                  pa.n || ' equal params, times overlapping' AS detail
+       param_pairs AS (
+           SELECT pa.run_id AS a, pb.run_id AS b, pa.n, ra.start_time AS sa, ra.end_time AS ea,
+                  rb.start_time AS sb, rb.end_time AS eb, len(ra.parts) AS la, len(rb.parts) AS lb,
+                  coalesce(nullif(list_position(list_transform(range(1, least(len(ra.parts), len(rb.parts)) + 1),
+                                                               lambda i: ra.parts[i] = rb.parts[i]), false), 0) - 1,
+                           least(len(ra.parts), len(rb.parts))) AS common
            FROM psets pa JOIN psets pb ON pa.h = pb.h AND pa.run_id < pb.run_id
-           JOIN r ra ON ra.run_id = pa.run_id JOIN r rb ON rb.run_id = pb.run_id
-           WHERE ra.source <> rb.source
-             AND ra.start_time <= coalesce(rb.end_time, rb.start_time) + INTERVAL 1 MINUTE
-             AND rb.start_time <= coalesce(ra.end_time, ra.start_time) + INTERVAL 1 MINUTE),
+           JOIN (SELECT *, string_split(dir, '/') AS parts FROM r) ra ON ra.run_id = pa.run_id
+           JOIN (SELECT *, string_split(dir, '/') AS parts FROM r) rb ON rb.run_id = pb.run_id
+           WHERE ra.root = rb.root AND ra.dir IS DISTINCT FROM rb.dir),
+       same_params AS (
+           SELECT a, b, 'equal_params' AS relation,
+                  n || ' equal params, ' || CASE WHEN sa IS NOT NULL AND sb IS NOT NULL THEN 'times overlapping'
+                                                ELSE 'folders close' END AS detail
+           FROM param_pairs
+           WHERE CASE WHEN sa IS NOT NULL AND sb IS NOT NULL
+                      THEN sa <= coalesce(eb, sb) + INTERVAL 1 MINUTE AND sb <= coalesce(ea, sa) + INTERVAL 1 MINUTE
+                      ELSE la - common <= 3 AND lb - common <= 3 END),
        found AS (SELECT * FROM recorded UNION ALL SELECT * FROM folder UNION ALL SELECT * FROM same_params)
        SELECT DISTINCT least(a, b) AS run_a, greatest(a, b) AS run_b, relation, detail FROM found WHERE a <> b""",
     # Every source run once, with the logical run it belongs to: the smallest run id of its
