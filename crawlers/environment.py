@@ -10,9 +10,8 @@ environment artifacts, with the packages they pin as facts.
       python_env.yaml                         MLflow: {python, build_dependencies, dependencies}
       files/requirements.txt                  (W&B keeps pip freeze output under files/)
 
-Owner: a folder unit's run id follows the catalog's conventions: ``<prefix>:<rel folder>`` for
-folder-named runs (hydra, lightning, sacred, tensorboard, hf_trainer), ``wandb:<id>`` from the
-W&B run folder's name, ``mlflow:<run_id>`` from an MLflow run folder's ``meta.yaml``.  A file
+Owner: the innermost enclosing folder unit that is one run (``ctx.enclosing_runs``, named by
+the crawler that owns the folder).  A file
 that no run folder encloses (a project's requirements.txt) yields nothing: the file itself is
 in ``files``.  The file is parsed cheaply (line by line or one safe YAML load through the
 context's bounded reader); a file that cannot be parsed is still an artifact, with ``problem``
@@ -21,7 +20,6 @@ in its facts.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -45,10 +43,6 @@ _CONDA = re.compile(r"(?:(?P<channel>[^:\s]+)::)?(?P<name>[A-Za-z0-9_.+-]+)\s*(?
 _EGG = re.compile(r"[#&]egg=(?P<name>[A-Za-z0-9._-]+)")
 _DIRECT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://|\.{0,2}/")  # a bare URL or path requirement
 _ARCHIVE = re.compile(r"(?P<name>[A-Za-z0-9_.]+?)-\d[^/]*\.(?:whl|tar\.gz|zip|tar\.bz2)$")
-#: Crawlers whose folder unit is the run ``<prefix>:<rel folder>``.
-FOLDER_RUN_PREFIXES = {"hydra": "hydra", "lightning": "lightning", "sacred": "sacred",
-                       "tensorboard": "tensorboard", "huggingface": "hf_trainer"}
-_WANDB_FOLDER = re.compile(r"(?:offline-)?run-\d{8}_\d{6}-(?P<id>[A-Za-z0-9]+)")
 
 
 @dataclass(frozen=True)
@@ -78,19 +72,8 @@ class EnvironmentCrawler(BaseCrawler):
 
 
 def owner_run_id(unit: Path, ctx: CrawlContext) -> str | None:
-    """The run id of the innermost enclosing folder unit that is a run, by the catalog's conventions."""
-    for crawler, folder in sorted(ctx.enclosing, key=lambda item: len(os.path.abspath(item[1])), reverse=True):
-        if crawler in FOLDER_RUN_PREFIXES:
-            return f"{FOLDER_RUN_PREFIXES[crawler]}:{ctx.relpath(folder)}"
-        if crawler == "wandb":
-            match = _WANDB_FOLDER.fullmatch(Path(folder).name)
-            if match:
-                return f"wandb:{match['id']}"
-        if crawler == "mlflow" and (Path(folder) / "meta.yaml").is_file():
-            run_id = ctx.read_mapping(Path(folder) / "meta.yaml").get("run_id")
-            if isinstance(run_id, str) and run_id:
-                return f"mlflow:{run_id}"
-    return None
+    """The run of the innermost enclosing folder unit that is one run (the core names it)."""
+    return ctx.enclosing_runs[-1][1] if ctx.enclosing_runs else None
 
 
 def environment_facts(parsed: EnvironmentFile) -> dict:

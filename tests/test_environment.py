@@ -6,6 +6,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from helpers import rows, run_cli
 from mlcrawl.crawler import CrawlContext
 from mlcrawl.crawlers.environment import (
     EnvironmentCrawler,
@@ -30,9 +31,9 @@ def describe_folder(folder: Path, root: Path) -> list:
             for p in sorted(folder.iterdir()) if p.is_file() and environment_kind(p.name)]
 
 
-def crawl(root: Path, unit: Path, enclosing=()) -> list:
+def crawl(root: Path, unit: Path, enclosing_runs=()) -> list:
     ctx = CrawlContext.for_root(root, unit)
-    ctx.enclosing = tuple(enclosing)
+    ctx.enclosing_runs = tuple(enclosing_runs)
     return list(EnvironmentCrawler().crawl(ctx.unit, ctx)), ctx
 
 
@@ -43,36 +44,36 @@ def pins(env_file) -> dict[str, str | None]:
 def test_a_file_in_a_run_folder_is_an_environment_artifact_of_that_run(tmp_path):
     run = tmp_path / "outputs" / "2026-01-01" / "10-00-00"
     freeze = write(run / "requirements-freeze.txt", "numpy==1.26.4\n")
-    records, _ = crawl(tmp_path, freeze, [("hydra", tmp_path / "outputs"), ("hydra", run)])
+    records, _ = crawl(tmp_path, freeze, [(tmp_path / "outputs", "hydra:outputs"), (run, "hydra:outputs/2026-01-01/10-00-00")])
     assert records == [Artifact("hydra:outputs/2026-01-01/10-00-00", "outputs/2026-01-01/10-00-00/requirements-freeze.txt",
                                 role="environment",
                                 facts={"kind": "pip_freeze", "packages": [{"name": "numpy", "spec": "==1.26.4",
                                                                            "manager": "pip"}]})]
 
 
-def test_owner_ids_follow_each_tool_convention(tmp_path):
-    wb = write(tmp_path / "wandb" / "run-20260101_100000-abc123" / "files" / "requirements.txt", "x==1\n")
-    [art], _ = crawl(tmp_path, wb, [("wandb", wb.parent.parent)])
-    assert art.run_id == "wandb:abc123"
-    run = tmp_path / "mlruns" / "1" / "r1"
-    write(run / "meta.yaml", "run_id: r1\nexperiment_id: '1'\n")
-    env = write(run / "artifacts" / "model" / "python_env.yaml", "python: 3.11.7\n")
-    [art], _ = crawl(tmp_path, env, [("mlflow", run)])
-    assert (art.run_id, art.facts["python"]) == ("mlflow:r1", "3.11.7")
-    hf = write(tmp_path / "out" / "requirements.txt", "y\n")
-    [art], _ = crawl(tmp_path, hf, [("huggingface", hf.parent)])
-    assert art.run_id == "hf_trainer:out"
+def test_a_crawl_attaches_real_tool_environment_files_to_their_runs(tmp_path, corpus):
+    db = tmp_path / "c.duckdb"
+    done = run_cli("crawl", str(corpus), "--catalog", str(db), "--quiet")
+    assert done.returncode in (0, 1), done.stderr
+    found = rows(db, "SELECT run_id, path, facts->>'kind' FROM run_artifacts WHERE role = 'environment' "
+                     "AND crawler = 'environment' ORDER BY path")
+    freezes = sorted(corpus.glob("wandb/*run-*/files/requirements.txt"))
+    assert freezes
+    for freeze in freezes:
+        run_id = "wandb:" + freeze.parent.parent.name.rsplit("-", 1)[1]
+        assert (run_id, freeze.relative_to(corpus).as_posix(), "requirements") in found
+    assert all(r[0] in {x[0] for x in rows(db, "SELECT run_id FROM runs")} for r in found)
 
 
 def test_a_file_outside_every_run_folder_yields_nothing(tmp_path):
     project = write(tmp_path / "requirements.txt", "numpy\n")
     assert crawl(tmp_path, project)[0] == []
-    assert crawl(tmp_path, project, [("dvc", tmp_path)])[0] == []  # not a run folder
+    assert crawl(tmp_path, project, ())[0] == []  # not a run folder
 
 
 def test_unparsable_file_is_still_an_artifact_with_its_problem(tmp_path):
     bad = write(tmp_path / "run" / "environment.yml", "dependencies: [python=3.11\n")
-    [art], ctx = crawl(tmp_path, bad, [("sacred", bad.parent)])
+    [art], ctx = crawl(tmp_path, bad, [(bad.parent, "sacred:run")])
     assert art.facts["problem"].startswith("not valid YAML") and art.facts["packages"] == []
 
 
