@@ -259,3 +259,17 @@ def test_export_twice_leaves_no_stale_partition_and_reads_as_hive(tmp_path):
     refused = run_cli("export", str(mine), "--catalog", db)
     assert refused.returncode == 2 and "not an mlcrawl export" in refused.stderr
     assert (mine / "thesis.tex").read_text() == "precious"
+
+
+def test_readme_documents_every_command_of_mlcrawl_help():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    listed = run_cli("--help").stdout.split("Commands:")[1]
+    commands = {line.split()[0] for line in listed.splitlines() if line.strip()}
+    assert {"crawl", "query", "watch", "lineage"} <= commands
+    examples = set(re.findall(r"^\$ mlcrawl ([a-z-]+)", readme, re.MULTILINE))
+    # Each command has an example with its real output (a `$ mlcrawl CMD` line), serve included once it exists.
+    assert commands <= examples, sorted(commands - examples)
+    assert "duckdb -readonly" in readme
