@@ -228,10 +228,7 @@ class CrawlContext:
         """A document that should be a mapping: {} plus one warning when it is unreadable or not one."""
         try:
             data = self.read_json(path, limit) if fmt == "json" else self.read_yaml(path, limit)
-        except (OSError, ValueError) as exc:  # yaml.YAMLError and JSONDecodeError are ValueErrors
-            self.warn(f"unreadable {fmt}: {_one_line(exc)}", path, "unreadable_document")
-            return {}
-        except Exception as exc:  # noqa: BLE001 - yaml raises its own hierarchy
+        except Exception as exc:  # noqa: BLE001 - OSError, JSON's ValueError, yaml's own hierarchy
             self.warn(f"unreadable {fmt}: {_one_line(exc)}", path, "unreadable_document")
             return {}
         if data is None:
