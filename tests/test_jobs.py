@@ -17,8 +17,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "scheduling.md"
-SERVICE = ROOT / "deploy" / "systemd" / "mlcrawl-crawl@.service"
-TIMER = ROOT / "deploy" / "systemd" / "mlcrawl-crawl@.timer"
+SERVICE = ROOT / "deploy" / "systemd" / "mlcrawl@.service"
+TIMER = ROOT / "deploy" / "systemd" / "mlcrawl@.timer"
 CRONJOB = ROOT / "deploy" / "k8s" / "cronjob.yaml"
 MLCRAWL = [sys.executable, "-m", "mlcrawl"]
 
@@ -152,9 +152,9 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     binary = shutil.which("mlcrawl", path=str(Path(sys.executable).parent)) or sys.executable
     for template in (SERVICE, TIMER):
         # verify needs a concrete instance and an ExecStart binary that exists here.
-        text = template.read_text().replace("/usr/local/bin/mlcrawl", binary)
+        text = template.read_text().replace("/usr/local/bin:", f"{Path(binary).parent}:")
         (tmp_path / template.name.replace("@.", "@nightly.")).write_text(text)
-    result = subprocess.run(["systemd-analyze", "verify", "mlcrawl-crawl@nightly.timer", "mlcrawl-crawl@nightly.service"],
+    result = subprocess.run(["systemd-analyze", "verify", "mlcrawl@nightly.timer", "mlcrawl@nightly.service"],
                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    problems = [line for line in result.stderr.splitlines() if "mlcrawl-crawl@" in line]
+    problems = [line for line in result.stderr.splitlines() if "mlcrawl@" in line]
     assert result.returncode == 0 and not problems, result.stderr
