@@ -90,3 +90,12 @@ def test_export_draws_progress_on_stderr_and_python_dash_m_is_the_same_cli(tmp_p
     assert "exporting" in tty and "tables" in tty
     assert "exporting" not in stdout and "files            -> " in stdout
     assert CLI[1:3] == ["-m", "mlcrawl"]  # every CLI test runs `python -m mlcrawl`
+
+
+def test_watch_in_a_terminal_logs_on_stderr_and_ctrl_c_ends_the_session(tmp_path):
+    root = make_tree(tmp_path / "exp", {"metrics.json": '{"acc": 1}'})
+    code, stdout, tty = run_in_pty(["watch", str(root), "--poll", "--interval", "1"], cwd=tmp_path,
+                                   interrupt_on="catch-up crawl")
+    assert code == 0 and "Traceback" not in tty, tty
+    assert "watch session" in tty and stdout == ""
+    assert rows(tmp_path / "mlcrawl.duckdb", "select status from crawls where kind = 'watch'") == [("ok",)]
