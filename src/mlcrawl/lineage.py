@@ -52,6 +52,9 @@ DECLARED_RELATIONS = {
     "papermill_input_to_output": "executed_as",
 }
 
+# Code a run stored as a snapshot: Sacred ``_sources/``, MLflow ``artifacts/code/``, W&B ``run-*/files/code/``.
+_SNAPSHOT_PATTERN = r"(^|/)_sources/[^/]+$|(^|/)artifacts/code/|(^|/)[^/]*run-[^/]*/files/code/"
+
 # Relations that say what wrote a file (its origin, where a copy_of would only guess).
 _WRITER_RELATIONS = "'wrote', 'produced', 'declared_output', 'logged_artifact', 'executed_as'"
 
@@ -304,16 +307,27 @@ def refresh_copies(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, ful
                   WHERE l.root = $1 AND l.relation = 'copy_of' AND f.crawl_id = $2""", [root, crawl_id])
         con.execute("DELETE FROM lineage WHERE root = ? AND relation = 'copy_of' AND src_sha256 IN (SELECT sha256 FROM lin_shas)", [root])
     return con.execute(f"""INSERT INTO lineage ({_COLUMNS})
-        WITH holders AS (
+        WITH run_dirs AS (SELECT DISTINCT dir FROM runs WHERE root = $1 AND dir IS NOT NULL AND dir NOT IN ('', '.')),
+        marked AS (
             SELECT f.path, f.sha256, f.mtime,
-                   count(*) OVER (PARTITION BY f.sha256) AS n,
-                   first_value(f.path) OVER (PARTITION BY f.sha256 ORDER BY f.mtime, f.path) AS original
+                   regexp_matches(f.path, '{_SNAPSHOT_PATTERN}') AS snapshot,
+                   EXISTS (SELECT 1 FROM run_dirs d WHERE starts_with(f.path, d.dir || '/')) AS in_run
             FROM files f JOIN lin_shas s USING (sha256)
-            WHERE f.root = $1 AND f.deleted_at IS NULL AND f.size >= {COPY_MIN_BYTES})
+            WHERE f.root = $1 AND f.deleted_at IS NULL AND f.size >= {COPY_MIN_BYTES}),
+        holders AS (
+            -- a stored code snapshot is the copy, whatever the mtimes say: the live file is the original
+            SELECT *, count(*) OVER (PARTITION BY sha256) AS n,
+                   first_value(path) OVER (PARTITION BY sha256 ORDER BY snapshot, mtime, path) AS original,
+                   first_value(in_run) OVER (PARTITION BY sha256 ORDER BY snapshot, mtime, path) AS original_in_run
+            FROM marked)
         SELECT 'file', original, sha256, 'file', path, sha256, 'copy_of',
-               'identical sha256 ' || left(sha256, 12) || ' at ' || n || ' paths', 0.9,
+               CASE WHEN snapshot THEN 'code snapshot, ' ELSE '' END
+                   || 'identical sha256 ' || left(sha256, 12) || ' at ' || n || ' paths', 0.9,
                'lineage', $2, $1, path, hash($1, original), hash($1, path)
         FROM holders h WHERE n BETWEEN 2 AND {COPY_MAX_PATHS} AND path <> original
+             -- two runs' folders holding equal files (each tool wrote its own requirements.txt
+             -- or config.json) are not copies of each other
+             AND NOT (in_run AND original_in_run AND NOT snapshot)
              -- a file some code or run wrote is explained by its writer: equal bytes written
              -- independently (two runs' identical configs, a re-saved table) are not copies
              AND NOT EXISTS (SELECT 1 FROM lineage w WHERE w.root = $1 AND w.dst_type = 'file' AND w.dst = h.path
