@@ -23,20 +23,8 @@ from urllib.parse import unquote, urlparse
 
 import yaml
 
-from mlcrawl.api import (
-    Artifact,
-    CrawlContext,
-    Edge,
-    Experiment,
-    Param,
-    Record,
-    Run,
-    Tag,
-    from_epoch_ms,
-    load_json,
-    load_yaml,
-    to_text,
-)
+from mlcrawl.api import Artifact, CrawlContext, Edge, Experiment, Param, Record, Run, Tag, from_epoch_ms
+from mlcrawl.api import load_json, load_yaml, to_text
 
 SOURCE = "mlflow"
 

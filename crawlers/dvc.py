@@ -30,23 +30,8 @@ from typing import Any, ClassVar
 
 import yaml
 
-from mlcrawl.api import (
-    BaseCrawler,
-    Claims,
-    CrawlContext,
-    Edge,
-    FolderShape,
-    Metric,
-    Param,
-    Record,
-    Run,
-    Tag,
-    flatten,
-    load_json,
-    load_yaml,
-    redact_text,
-    to_text,
-)
+from mlcrawl.api import BaseCrawler, Claims, CrawlContext, Edge, FolderShape, Metric, Param, Record, Run, Tag
+from mlcrawl.api import flatten, load_json, load_yaml, redact_text, to_text
 
 from ._dvc_expand import ExpandedStage, Interpolator, expand_stages
 

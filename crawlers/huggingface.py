@@ -25,23 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlcrawl.api import (
-    Artifact,
-    BaseCrawler,
-    Claims,
-    CrawlContext,
-    Edge,
-    FolderShape,
-    Metric,
-    Param,
-    Record,
-    Run,
-    Tag,
-    flatten,
-    load_json,
-    to_float,
-    to_text,
-)
+from mlcrawl.api import Artifact, BaseCrawler, Claims, CrawlContext, Edge, FolderShape, Metric, Param, Record
+from mlcrawl.api import Run, Tag, flatten, load_json, to_float, to_text
 
 STATE = "trainer_state.json"
 RESULTS = ("all_results.json", "train_results.json")

@@ -35,26 +35,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlcrawl.api import (
-    REDACTED,
-    Artifact,
-    BaseCrawler,
-    Claims,
-    CrawlContext,
-    FolderShape,
-    Metric,
-    Param,
-    Record,
-    Run,
-    Tag,
-    flatten,
-    is_secret_key,
-    load_json,
-    load_yaml,
-    split_foreign,
-    to_float,
-    to_text,
-)
+from mlcrawl.api import REDACTED, Artifact, BaseCrawler, Claims, CrawlContext, FolderShape, Metric, Param
+from mlcrawl.api import Record, Run, Tag, flatten, is_secret_key, load_json, load_yaml, split_foreign
+from mlcrawl.api import to_float, to_text
 
 _HYDRA_DIR = ".hydra"
 _SWEEP_FILE = "multirun.yaml"

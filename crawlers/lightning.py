@@ -38,22 +38,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlcrawl.api import (
-    Artifact,
-    BaseCrawler,
-    Claims,
-    CrawlContext,
-    Edge,
-    FolderShape,
-    Metric,
-    Param,
-    Record,
-    Run,
-    Tag,
-    flatten,
-    load_yaml,
-    to_text,
-)
+from mlcrawl.api import Artifact, BaseCrawler, Claims, CrawlContext, Edge, FolderShape, Metric, Param, Record
+from mlcrawl.api import Run, Tag, flatten, load_yaml, to_text
 
 from ._formats import documents
 from ._formats.tfevents import EVENT_PREFIX, EventScan, hparam_records, scan_events

@@ -47,26 +47,9 @@ from typing import Any
 
 import nbformat
 
-from mlcrawl.api import (
-    BaseCrawler,
-    Claims,
-    CrawlContext,
-    Edge,
-    Import,
-    Metric,
-    Notebook,
-    Options,
-    Param,
-    Record,
-    Run,
-    Tag,
-    is_secret_key,
-    parse_iso,
-    redact_text,
-    redact_value,
-    to_float,
-    to_text,
-)
+from mlcrawl.api import BaseCrawler, Claims, CrawlContext, Edge, Import, Metric, Notebook, Options, Param
+from mlcrawl.api import Record, Run, Tag, is_secret_key, parse_iso, redact_text, redact_value, to_float
+from mlcrawl.api import to_text
 
 from ._codeanalysis import CodeAnalyzer, CodeFacts, is_uri, parse_literal_assignments
 from ._references import reference_records, resolve_path

@@ -26,27 +26,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlcrawl.api import (
-    Artifact,
-    BaseCrawler,
-    Claims,
-    CrawlContext,
-    Edge,
-    FolderShape,
-    Metric,
-    Param,
-    Record,
-    Run,
-    Tag,
-    flatten,
-    load_json,
-    map_foreign_path,
-    parse_iso,
-    redact_text,
-    split_foreign,
-    to_float,
-    to_text,
-)
+from mlcrawl.api import Artifact, BaseCrawler, Claims, CrawlContext, Edge, FolderShape, Metric, Param, Record
+from mlcrawl.api import Run, Tag, flatten, load_json, map_foreign_path, parse_iso, redact_text, split_foreign
+from mlcrawl.api import to_float, to_text
 
 _STATUS = {"COMPLETED": "FINISHED", "INTERRUPTED": "KILLED", "QUEUED": "SCHEDULED",
            "TIMEOUT": "KILLED", "TIMED_OUT": "KILLED"}

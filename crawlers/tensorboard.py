@@ -19,17 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from mlcrawl.api import (
-    BaseCrawler,
-    Claims,
-    CrawlContext,
-    FolderShape,
-    Record,
-    Run,
-    Tag,
-    from_epoch_s,
-    to_text,
-)
+from mlcrawl.api import BaseCrawler, Claims, CrawlContext, FolderShape, Record, Run, Tag, from_epoch_s
+from mlcrawl.api import to_text
 
 from ._formats.tfevents import (
     EVENT_PREFIX,

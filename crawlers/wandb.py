@@ -39,27 +39,9 @@ from typing import Any, ClassVar
 
 import yaml
 
-from mlcrawl.api import (
-    Artifact,
-    BaseCrawler,
-    Claims,
-    CrawlContext,
-    Experiment,
-    FolderShape,
-    Metric,
-    Param,
-    Record,
-    Run,
-    Tag,
-    flatten,
-    from_epoch_s,
-    load_json,
-    load_yaml,
-    parse_iso,
-    redact_text,
-    to_float,
-    to_text,
-)
+from mlcrawl.api import Artifact, BaseCrawler, Claims, CrawlContext, Experiment, FolderShape, Metric, Param
+from mlcrawl.api import Record, Run, Tag, flatten, from_epoch_s, load_json, load_yaml, parse_iso, redact_text
+from mlcrawl.api import to_float, to_text
 
 RUN_FOLDER = re.compile(r"(?:offline-)?run-\d{8}_\d{6}-(?P<id>[A-Za-z0-9]+)")
 EXTRA_HINT = "pip install 'mlcrawl[wandb]'"
