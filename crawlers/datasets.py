@@ -45,6 +45,8 @@ CHUNK_BYTES = 1 << 20
 #: Bytes read from the start of a text file to sniff its dialect and infer column types.
 DEFAULT_SAMPLE_BYTES = 1 << 20
 SNIFF_CHARS = 64 << 10
+SNIFF_LINES = 20
+CANDIDATE_DELIMITERS = ",;\t|"
 SAMPLE_ROWS = 1000
 #: A row count stops (row_count NULL, with a warning) past this many (decompressed) bytes.
 DEFAULT_MAX_COUNT_BYTES = 16 << 30
@@ -272,11 +274,35 @@ def sniff_dialect(text: str, fmt: str) -> type[csv.Dialect]:
     """The sniffed delimiter and quote character, or the format's default when sniffing fails."""
     if fmt == "tsv":
         return make_dialect("\t", '"')
+    delimiter = consistent_delimiter(text)
+    if delimiter is not None:
+        return make_dialect(delimiter, '"')
     try:
-        sniffed = csv.Sniffer().sniff(text[:SNIFF_CHARS], delimiters=",;\t|")
+        sniffed = csv.Sniffer().sniff(text[:SNIFF_CHARS], delimiters=CANDIDATE_DELIMITERS)
     except csv.Error:
         return make_dialect(",", '"')
     return make_dialect(sniffed.delimiter, sniffed.quotechar or '"')
+
+
+def consistent_delimiter(text: str) -> str | None:
+    """The one candidate delimiter that every complete line of an unquoted sample holds equally often.
+
+    csv.Sniffer costs about 5 ms a file (a cold crawl of CSV-heavy trees spent half its time
+    there); unquoted files with a regular delimiter, the common case, need only this count.
+    Quotes, one-line samples and ties are left to Sniffer.
+    """
+    if '"' in text or "'" in text:
+        return None
+    lines = [line for line in text[:SNIFF_CHARS].splitlines()[:SNIFF_LINES + 1] if line.strip()]
+    if len(text) >= SNIFF_CHARS or len(lines) > SNIFF_LINES:
+        lines = lines[:-1]  # the last line may be cut by the sample's end
+    if len(lines) < 2:
+        return None
+    found = [
+        delimiter for delimiter in CANDIDATE_DELIMITERS
+        if len({line.count(delimiter) for line in lines}) == 1 and lines[0].count(delimiter) > 0
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def make_dialect(delimiter: str, quotechar: str) -> type[csv.Dialect]:

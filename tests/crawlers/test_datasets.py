@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from conftest import crawl_unit
-from mlcrawl.crawlers.datasets import DatasetsCrawler, RecordCounter
+from mlcrawl.crawlers.datasets import DatasetsCrawler, RecordCounter, consistent_delimiter, sniff_dialect
 
 from mlcrawl.records import DatasetSchema
 
@@ -234,3 +234,23 @@ def test_match() -> None:
     for name in ("a.json", "b.txt", "c.csv.bak"):
         assert not CRAWLER.match(Path(name), False)
     assert not CRAWLER.match(Path("data.csv"), True)
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_fast_delimiter_agrees_with_sniffer_on_random_unquoted_tables(delimiter: str) -> None:
+    rng = random.Random(delimiter)
+    for _ in range(50):
+        columns = rng.randint(2, 8)
+        rows = [[f"c{i}" for i in range(columns)]]
+        rows += [[str(rng.choice([rng.randint(-9, 999), rng.random(), "x y", ""])) for _ in range(columns)]
+                 for _ in range(rng.randint(2, 40))]
+        text = "\n".join(delimiter.join(row) for row in rows) + "\n"
+        assert consistent_delimiter(text) == delimiter
+        assert csv.Sniffer().sniff(text, delimiters=",;\t|").delimiter == delimiter
+
+
+def test_fast_delimiter_leaves_quotes_ties_and_single_lines_to_sniffer() -> None:
+    assert consistent_delimiter('a,b\n"x,1",2\n') is None
+    assert consistent_delimiter("a,b;c\n1,2;3\n") is None  # comma and semicolon both regular
+    assert consistent_delimiter("a,b,c\n") is None
+    assert sniff_dialect('a;b\n"x;1";2\n"y";3\n', "csv").delimiter == ";"
