@@ -20,6 +20,7 @@ UTF-16 files are not read.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import json
@@ -160,13 +161,19 @@ def read_sample(stream: BinaryIO, limit: int) -> Sample:
         return Sample(cut.decode("latin-1"), raw, "latin-1", complete)
 
 
+@functools.lru_cache(maxsize=16)
+def other_bytes(terminator: bytes, quote: bytes | None) -> bytes:
+    """Every byte value but the terminator and the quote (built once per pair, not per file)."""
+    return bytes(b for b in range(256) if bytes([b]) not in (terminator, quote))
+
+
 class RecordCounter:
     """Counts records in a byte stream: terminators outside quoted fields, in C-speed passes."""
 
     def __init__(self, terminator: bytes, quote: bytes | None) -> None:
         self.terminator = terminator
         self.quote = quote
-        self.others = bytes(b for b in range(256) if bytes([b]) not in (terminator, quote))
+        self.others = other_bytes(terminator, quote)
         self.in_quotes = False
         self.quoted_count = 0
         self.raw_count = 0

@@ -14,6 +14,7 @@ walk makes one contiguous slice of the columns.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pwd
@@ -349,7 +350,6 @@ class RootCrawl:
     def _crawl_folders(self, state: dict[tuple[str, str], tuple[str, int]]) -> None:
         # Inner folders close first in the walk; crawl outer ones first like a reader would.
         units = sorted(self.walked.folders, key=lambda item: item[0].rel.count("/") if item[0].rel != "." else -1)
-        rels = {folder.rel: folder for folder, _ in units}
         for folder, fingerprint in units:
             for crawler in folder.crawlers:
                 self.seen_units.add((crawler.name, folder.rel))
@@ -357,7 +357,12 @@ class RootCrawl:
                     self.summary.units_skipped += 1
                     continue
                 self._run_unit(crawler, folder.path, folder.rel, True, fingerprint, {}, {},
-                               enclosing=self._enclosing(folder.rel, rels))
+                               enclosing=self._enclosing(folder.rel, self._folders_by_rel))
+
+    @functools.cached_property
+    def _folders_by_rel(self) -> dict[str, _Folder]:
+        # Built once, after the walk: file units used to rebuild it each, O(files x folders).
+        return {folder.rel: folder for folder, _ in self.walked.folders}
 
     def _enclosing(self, rel: str, rels: dict[str, _Folder]) -> tuple[tuple[str, Path], ...]:
         chain = []
@@ -386,7 +391,7 @@ class RootCrawl:
                   known: dict[Path, str], cached: dict[Path, bytes],
                   enclosing: tuple[tuple[str, Path], ...] | None = None) -> None:
         if enclosing is None:
-            enclosing = self._enclosing(rel, {f.rel: f for f, _ in self.walked.folders})
+            enclosing = self._enclosing(rel, self._folders_by_rel)
         ctx = CrawlContext(
             root=Path(self.root), unit=Path(path), options=self.runner.crawler_options[crawler.name],
             known_hashes=known, cached_bytes=cached, lookup_sha256=self._lookup_sha256, enclosing=enclosing,
