@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from ..records import RECORD_TYPES, CrawlError, Param
+from ..validate import clean_text
 from . import schema
 from .store import Catalog
 
@@ -105,7 +106,13 @@ class BatchWriter:
         self._bump(1)
 
     def add_error(self, crawler: str, unit: str | None, error: CrawlError) -> None:
-        """Buffer one errors row (severity error or warning)."""
+        """Buffer one errors row (severity error or warning).
+
+        Every problem passes here (walk, crawler warnings, failed units, lineage), and its path
+        and message often quote an OS path with undecodable name bytes: made storable here.
+        """
+        error = dataclasses.replace(error, path=clean_text(error.path) if error.path is not None else None,
+                                    message=clean_text(error.message))
         if error.severity == "error":
             self.errors += 1
         else:
