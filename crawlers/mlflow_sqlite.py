@@ -98,7 +98,11 @@ class MlflowSqliteCrawler(BaseCrawler):
 
 def open_readonly(path: Path, ctx: CrawlContext, timeout: float) -> sqlite3.Connection:
     """A read-only connection; ``immutable=1`` when a read-only folder makes ``mode=ro`` fail."""
-    uri = f"file:{quote(str(path.absolute()))}?mode=ro"
+    # sqlite needs a path: the context checks it first (a regular file inside the root, no FIFO).
+    with ctx.open(path):
+        pass
+    # Quoted as bytes: a name that is not UTF-8 reaches sqlite as the bytes the filesystem has.
+    uri = f"file:{quote(os.fsencode(path.absolute()))}?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=timeout)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
