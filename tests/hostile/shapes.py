@@ -159,7 +159,7 @@ def mlflow(text: str, num: float, name: str, scratch: Path) -> Shape:
     run = f"mlruns/0/{name}run"
     files = {
         "mlruns/0/meta.yaml": f"artifact_location: mlruns/0\nexperiment_id: '0'\nlifecycle_stage: active\nname: {text}\n",
-        f"{run}/meta.yaml": (f"artifact_uri: mlruns/0/{name}run/artifacts\nend_time: 1700000001000\nexperiment_id: '0'\n"
+        f"{run}/meta.yaml": (f"artifact_uri: artifacts\nend_time: 1700000001000\nexperiment_id: '0'\n"
                              f"lifecycle_stage: active\nrun_id: r{len(name)}\nrun_name: {text}\nsource_type: 4\n"
                              f"start_time: 1700000000000\nstatus: 3\nuser_id: {text}\n"),
         f"{run}/params/{name}lr": text,
@@ -208,15 +208,15 @@ def hydra(text: str, num: float, name: str, scratch: Path) -> Shape:
 def dvc(text: str, num: float, name: str, scratch: Path) -> Shape:
     md5 = "0" * 32
     files = {
-        "proj/dvc.yaml": (f"stages:\n  train:\n    cmd: python train.py {text}\n    deps: [{name}data.csv]\n"
+        "proj/dvc.yaml": (f"stages:\n  train:\n    cmd: python train.py {text}\n    deps: [data.csv]\n"
                           f"    params: [lr]\n    outs: [model.pkl]\n    metrics:\n    - metrics.json:\n        cache: false\n"),
         "proj/dvc.lock": (f"schema: '2.0'\nstages:\n  train:\n    cmd: python train.py {text}\n    deps:\n"
-                          f"    - path: {name}data.csv\n      md5: {md5}\n      size: 3\n    params:\n      params.yaml:\n"
+                          f"    - path: data.csv\n      md5: {md5}\n      size: 3\n    params:\n      params.yaml:\n"
                           f"        lr: {num}\n    outs:\n    - path: model.pkl\n      md5: {md5}\n      size: 3\n"),
         "proj/params.yaml": f"lr: {num}\nname: {text}\n",
         "proj/metrics.json": json.dumps({"acc": num, "note": text}),
-        f"proj/{name}data.csv": "a\n1\n",
-        f"proj/{name}raw.csv.dvc": f"outs:\n- md5: {md5}\n  size: 3\n  path: {name}raw.csv\n  desc: {text}\n",
+        "proj/data.csv": "a\n1\n",
+        f"proj/{name}raw.csv.dvc": f"outs:\n- md5: {md5}\n  size: 3\n  path: raw.csv\n  desc: {text}\n",
     }
     targets = ("proj/dvc.yaml", "proj/dvc.lock", "proj/params.yaml", "proj/metrics.json", f"proj/{name}raw.csv.dvc")
     return Shape(_encode(files), targets)
@@ -294,7 +294,7 @@ SHAPES: dict[str, ShapeBuilder] = {
 
 
 def _encode(files: dict[str, str | bytes]) -> dict[str, bytes]:
-    return {rel: data.encode() if isinstance(data, str) else data for rel, data in files.items()}
+    return {rel: data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data for rel, data in files.items()}
 
 
 def write(root: Path, files: dict[str, bytes]) -> None:
