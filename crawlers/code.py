@@ -21,9 +21,10 @@ import io
 import os
 import tokenize
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from mlcrawl.api import BaseCrawler, Claims, CrawlContext, Import, Record
+from mlcrawl.api import BaseCrawler, Claims, CrawlContext, Import, Options, Record
 
 from ._codeanalysis import CodeAnalyzer
 from ._references import reference_records
@@ -42,11 +43,25 @@ def is_code_snapshot(path: Path) -> bool:
     return False
 
 
+#: Hand-written scripts are kilobytes; ast.parse needs ~50x a file's size in memory, so a
+#: bigger file (generated, or a hostile one) is refused instead of parsed.
+DEFAULT_MAX_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class CodeOptions(Options):
+    """Options of ``[crawlers.code]``."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    """a .py file larger than this is not parsed (one error row)"""
+
+
 class CodeCrawler(BaseCrawler):
     """Reads ``.py`` files into imports and file references."""
 
     name = "code"
     claims = Claims(files=("*.py",))
+    Options = CodeOptions
     version = 1
 
     def match(self, path: Path, is_dir: bool) -> bool:
@@ -71,7 +86,7 @@ def read_source(unit: Path, ctx: CrawlContext) -> str:
 
     Undecodable bytes are replaced, with a warning, so the rest of the file is still read.
     """
-    data = ctx.read_bytes(unit)
+    data = ctx.read_bytes(unit, limit=int(ctx.options.get("max_bytes", DEFAULT_MAX_BYTES)))
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:  # an unknown codec in the cookie, or no cookie and bad UTF-8

@@ -113,3 +113,24 @@ def test_tfevents_record_longer_than_a_protobuf_is_reported(tmp_path: Path) -> N
     ctx = CrawlContext.for_root(tmp_path, tmp_path / "events.out.tfevents.1")
     assert list(iter_tfrecords(buf, ctx, tmp_path / "events.out.tfevents.1")) == []
     assert [w.error_type for w in ctx.warnings] == ["corrupt_record"]
+
+
+def test_huge_python_file_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    """A 200 MB .py was read and handed to ast.parse: a MemoryError (several GB without a limit)."""
+    import pytest
+
+    from mlcrawl.crawlers.code import CodeCrawler
+    from mlcrawl.fileaccess import TooLarge
+
+    from conftest import crawl_unit
+
+    script = tmp_path / "huge.py"
+    with open(script, "wb") as f:
+        f.write(b"x = 1\n")
+        f.truncate(200 << 20)
+    with pytest.raises(TooLarge, match="read limit of 16777216"):
+        crawl_unit(CodeCrawler(), tmp_path, script)
+    small = tmp_path / "small.py"
+    small.write_text("import json\n")
+    records, _ = crawl_unit(CodeCrawler(), tmp_path, small, max_bytes=64)
+    assert [r.module for r in records] == ["json"]
