@@ -54,3 +54,38 @@ def test_extensions_and_the_old_version_url():
 ])
 def test_look_alikes_are_not_pointers(data):
     assert parse_pointer(data) is None
+
+
+def test_a_crawl_records_pointers_by_content_and_no_reader_calls_them_corrupt(tmp_path):
+    from helpers import crawl, rows
+
+    truth = json.loads((LFS / "TRUTH.json").read_text())
+    root = tmp_path / "repo"
+    (root / "models").mkdir(parents=True)
+    (root / "data").mkdir()
+    shutil.copy(LFS / "model.pt", root / "models" / "model.pt")
+    shutil.copy(LFS / "data.csv", root / "data" / "train.csv")
+    # The same pointer under a name whose reader checks a binary header.
+    shutil.copy(LFS / "model.pt", root / "models" / "weights.safetensors")
+    (root / "data" / "real.csv").write_text("a,b\n1,2\n")
+    db = tmp_path / "c.duckdb"
+    crawl(root, db)
+    got = dict(rows(db, "select path, lfs_pointer from files where lfs_pointer is not null"))
+    assert {path: json.loads(value) for path, value in got.items()} == {
+        "models/model.pt": {"oid": f"sha256:{truth['model.pt']['oid']}", "size": truth["model.pt"]["size"]},
+        "models/weights.safetensors": {"oid": f"sha256:{truth['model.pt']['oid']}", "size": truth["model.pt"]["size"]},
+        "data/train.csv": {"oid": f"sha256:{truth['data.csv']['oid']}", "size": truth["data.csv"]["size"]},
+    }
+    assert dict(rows(db, "select path, kind from files where lfs_pointer is not null")) == {
+        "models/model.pt": "model", "models/weights.safetensors": "model", "data/train.csv": "dataset"}
+    assert rows(db, "select path, message from errors") == []
+    assert rows(db, "select path from models") == []
+    assert rows(db, "select path from dataset_schemas") == [("data/real.csv",)]
+
+    crawl(root, db)  # unchanged: nothing asked again, nothing reported
+    assert rows(db, "select count(*) from errors") == [(0,)]
+
+    (root / "data" / "train.csv").write_text("x,y\n1,2\n3,4\n")  # git lfs pull: the real content
+    crawl(root, db)
+    assert rows(db, "select lfs_pointer from files where path = 'data/train.csv'") == [(None,)]
+    assert rows(db, "select row_count from dataset_schemas where path = 'data/train.csv'") == [(2,)]

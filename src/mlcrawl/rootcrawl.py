@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import pwd
 import re
@@ -32,7 +33,9 @@ from .catalog.writer import BatchWriter, UnitDone
 from .claims import ClaimMatcher
 from .crawler import BaseCrawler, CrawlContext
 from .hashing import INLINE_LIMIT, Digest, HashPool
+from .fileaccess import read_bounded
 from .kinds import classify
+from .lfs import MAX_POINTER_SIZE, LfsPointer, parse_pointer
 from .records import CrawlError
 from .secrets import redact_record
 from .unitguard import time_limit
@@ -184,6 +187,7 @@ class RootCrawl:
         self.by_name = {c.name: c for c in runner.crawlers}
         self.walked = _Walked()
         self.known: dict[str, str] = {}
+        self.pointers: set[str] = set()  # Git LFS pointers hashed in this crawl
         self.seen_units: set[tuple[str, str]] = set()
         self.owners: dict[int, str] = {}
         self.folder_names: dict[str, frozenset[str]] = {}
@@ -271,7 +275,9 @@ class RootCrawl:
                 for row in [r for r in batch if r["size"] > limit]:
                     self._record_file(row, None, None, f"not hashed: {row['size']} bytes > max_hash_size {limit}")
                 batch = [r for r in batch if r["size"] <= limit]
-            keep = [row["path"] in candidates and row["size"] <= INLINE_LIMIT for row in batch]
+            # Small files are kept in memory anyway: every one is checked for being a Git LFS pointer.
+            keep = [row["size"] <= MAX_POINTER_SIZE or (row["path"] in candidates and row["size"] <= INLINE_LIMIT)
+                    for row in batch]
             digests = pool.map_batch([(self.walked.full[r["i"]], r["size"], r["mtime_ns"], r["want_md5"], k)
                                       for r, k in zip(batch, keep)])
             for row, digest in zip(batch, digests):
@@ -301,10 +307,14 @@ class RootCrawl:
             self._record_file(row, None, None, "changed while hashing", final=False)
             return None
         self.known[rel] = digest.sha256
-        self._record_file(row, digest.sha256, digest.md5, None)
+        pointer = parse_pointer(digest.data) if digest.data is not None and row["size"] <= MAX_POINTER_SIZE else None
+        if pointer is not None:
+            self.pointers.add(rel)
+        self._record_file(row, digest.sha256, digest.md5, None, pointer=pointer)
         return digest.data
 
-    def _record_file(self, row: dict, sha256: str | None, md5: str | None, note: str | None, final: bool = True) -> None:
+    def _record_file(self, row: dict, sha256: str | None, md5: str | None, note: str | None, final: bool = True,
+                     pointer: LfsPointer | None = None) -> None:
         if row["existed"]:
             self.summary.files_changed += 1
         else:
@@ -319,12 +329,19 @@ class RootCrawl:
             "sha256": sha256, "md5": md5, "hash_note": note,
             "first_seen": row["first_seen"] or now, "last_seen": now, "deleted_at": None,
             "crawl_id": self.summary.crawl_id,
+            "lfs_pointer": json.dumps(pointer.facts()["lfs_pointer"]) if pointer is not None else None,
         })
 
     def _crawl_file(self, rel: str, i: int, cands: list[tuple[BaseCrawler, int, bool, bool]],
                     data: bytes | None) -> None:
         full = self.walked.full[i]
         fingerprint = f"{self.walked.sizes[i]}:{self.walked.mtimes[i]}:{self.walked.inodes[i]}"
+        if self._is_pointer(rel, i):
+            # The content is elsewhere: a format reader would only call the pointer corrupt.
+            for crawler, _, current, _ in cands:
+                if not current and crawler.name not in self.claims.disabled:
+                    self.writer.add_declined_unit(UnitDone(crawler.name, rel, False, fingerprint, crawler.version))
+            return
         accepted = []
         for crawler, priority, current, declined in cands:
             if crawler.name in self.claims.disabled or (current and declined):
@@ -344,6 +361,17 @@ class RootCrawl:
                 continue  # up-to-date units were counted by the claim query
             self._run_unit(crawler, full, rel, False, fingerprint, {Path(full): sha} if sha else {},
                            {Path(full): data} if data is not None else {})
+
+    def _is_pointer(self, rel: str, i: int) -> bool:
+        if rel in self.pointers:
+            return True
+        if rel in self.known or self.walked.sizes[i] > MAX_POINTER_SIZE:
+            return False  # hashed in this crawl (and not a pointer), or too big to be one
+        # Unchanged, so not hashed now, yet a crawler has to read it (new crawler or version).
+        try:
+            return parse_pointer(read_bounded(self.walked.full[i], MAX_POINTER_SIZE + 1)) is not None
+        except OSError:
+            return False  # the crawler's own read reports the problem
 
     # -- folders -------------------------------------------------------------------------------
 

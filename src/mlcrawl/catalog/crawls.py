@@ -177,7 +177,7 @@ def file_claims(con: duckdb.DuckDBPyConnection, root: str, walked: pa.Table, rul
             WITH w AS (
                 SELECT path, i, size, mtime_ns, inode, lower(parse_filename(path)) AS name FROM walked),
             x AS (
-                SELECT *, regexp_extract(name, '\.[^.]*$') AS ext1, regexp_extract(name, '\.[^.]*\.[^.]*$') AS ext2
+                SELECT *, regexp_extract(name, '[.][^.]*$') AS ext1, regexp_extract(name, '[.][^.]*[.][^.]*$') AS ext2
                 FROM w),
             cand AS (
                 SELECT x.path, x.i, x.size, x.mtime_ns, x.inode, r.crawler, r.priority, r.version

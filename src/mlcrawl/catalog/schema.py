@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from ..records import RECORD_TYPES, CrawlError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 UNIT_COLUMNS: tuple[tuple[str, str, pa.DataType], ...] = (
     ("root", "VARCHAR", pa.string()),
@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS files (
     root VARCHAR, path VARCHAR, size BIGINT, mtime TIMESTAMPTZ, mtime_ns BIGINT, inode BIGINT,
     owner VARCHAR, kind VARCHAR, format VARCHAR, sha256 VARCHAR, md5 VARCHAR,
     hash_note VARCHAR, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ, deleted_at TIMESTAMPTZ,
-    crawl_id BIGINT);
+    crawl_id BIGINT, lfs_pointer VARCHAR);
 CREATE TABLE IF NOT EXISTS file_versions (
     root VARCHAR, path VARCHAR, sha256 VARCHAR, md5 VARCHAR, size BIGINT, mtime TIMESTAMPTZ,
     first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ);
@@ -155,4 +155,6 @@ MIGRATIONS: dict[int, list[str]] = {
     # A failed unit is stored with its fingerprint, so an unchanged bad file is not re-read.
     2: ["ALTER TABLE units ADD COLUMN IF NOT EXISTS status VARCHAR",
         "UPDATE units SET status = 'ok' WHERE status IS NULL"],
+    # A Git LFS pointer file: the real content's oid and size (JSON), NULL for other files.
+    3: ["ALTER TABLE files ADD COLUMN IF NOT EXISTS lfs_pointer VARCHAR"],
 }

@@ -35,7 +35,7 @@ FILE_SCHEMA = pa.schema([
     ("owner", pa.string()), ("kind", pa.string()), ("format", pa.string()), ("sha256", pa.string()),
     ("md5", pa.string()), ("hash_note", pa.string()), ("first_seen", pa.timestamp("us", tz="UTC")),
     ("last_seen", pa.timestamp("us", tz="UTC")), ("deleted_at", pa.timestamp("us", tz="UTC")),
-    ("crawl_id", pa.int64()),
+    ("crawl_id", pa.int64()), ("lfs_pointer", pa.string()),
 ])
 SYMLINK_SCHEMA = pa.schema([
     ("root", pa.string()), ("path", pa.string()), ("target", pa.string()), ("resolves_inside", pa.bool_()),
