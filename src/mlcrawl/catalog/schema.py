@@ -1,4 +1,4 @@
-"""The catalog's tables: the core ones written here, the crawler ones derived from records.py.
+"""The catalog's tables, derived once: the core ones from rows.py, the crawler ones from records.py.
 
 Every crawler table starts with ``root, crawler, unit, crawl_id`` so that re-crawling a unit
 replaces exactly its rows.  ``SCHEMA_VERSION`` counts numbered migrations; on top of them,
@@ -16,6 +16,7 @@ from datetime import datetime
 import pyarrow as pa
 
 from ..records import RECORD_TYPES, CrawlError
+from .rows import CORE_ROWS
 
 SCHEMA_VERSION = 3
 
@@ -34,6 +35,12 @@ _SQL_TYPES: dict[type, tuple[str, pa.DataType]] = {
     datetime: ("TIMESTAMPTZ", pa.timestamp("us", tz="UTC")),
     dict: ("VARCHAR", pa.string()),  # JSON text
     list: ("VARCHAR", pa.string()),  # JSON text
+}
+# Narrower types some core columns have always had (``rows.sql(...)``).
+_NAMED_TYPES: dict[str, tuple[str, pa.DataType]] = {
+    "INTEGER": ("INTEGER", pa.int32()),
+    "UBIGINT": ("UBIGINT", pa.uint64()),
+    "VARCHAR[]": ("VARCHAR[]", pa.list_(pa.string())),
 }
 
 # One-line meanings, shown by `mlcrawl schema`.
@@ -60,34 +67,6 @@ TABLE_DOCS: dict[str, str] = {
     "lineage": "lineage edges between file versions and runs, declared and inferred",
 }
 
-CORE_DDL = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ);
-CREATE TABLE IF NOT EXISTS crawls (
-    crawl_id BIGINT, job VARCHAR, kind VARCHAR, roots VARCHAR[], started_at TIMESTAMPTZ,
-    finished_at TIMESTAMPTZ, status VARCHAR, files_seen BIGINT, files_new BIGINT,
-    files_changed BIGINT, files_unchanged BIGINT, files_deleted BIGINT, bytes_hashed BIGINT,
-    units_crawled BIGINT, units_skipped BIGINT, units_failed BIGINT, errors BIGINT,
-    warnings BIGINT, version VARCHAR, pid INTEGER, host VARCHAR);
-CREATE TABLE IF NOT EXISTS files (
-    root VARCHAR, path VARCHAR, size BIGINT, mtime TIMESTAMPTZ, mtime_ns BIGINT, inode BIGINT,
-    owner VARCHAR, kind VARCHAR, format VARCHAR, sha256 VARCHAR, md5 VARCHAR,
-    hash_note VARCHAR, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ, deleted_at TIMESTAMPTZ,
-    crawl_id BIGINT, lfs_pointer VARCHAR);
-CREATE TABLE IF NOT EXISTS file_versions (
-    root VARCHAR, path VARCHAR, sha256 VARCHAR, md5 VARCHAR, size BIGINT, mtime TIMESTAMPTZ,
-    first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ);
-CREATE TABLE IF NOT EXISTS symlinks (
-    root VARCHAR, path VARCHAR, target VARCHAR, resolves_inside BOOLEAN, broken BOOLEAN,
-    last_seen TIMESTAMPTZ, deleted_at TIMESTAMPTZ);
-CREATE TABLE IF NOT EXISTS units (
-    root VARCHAR, crawler VARCHAR, unit VARCHAR, is_dir BOOLEAN, fingerprint VARCHAR,
-    crawler_version INTEGER, crawl_id BIGINT, crawled_at TIMESTAMPTZ, deleted_at TIMESTAMPTZ,
-    status VARCHAR);
-CREATE TABLE IF NOT EXISTS lineage (
-    src_type VARCHAR, src VARCHAR, src_sha256 VARCHAR, dst_type VARCHAR, dst VARCHAR,
-    dst_sha256 VARCHAR, relation VARCHAR, evidence VARCHAR, confidence DOUBLE, crawler VARCHAR,
-    crawl_id BIGINT, root VARCHAR, unit VARCHAR, src_key UBIGINT, dst_key UBIGINT);
-"""
 
 # Per-table columns added after the record's own fields.
 _EXTRA_COLUMNS: dict[str, tuple[tuple[str, str, pa.DataType], ...]] = {
@@ -111,14 +90,35 @@ def record_columns(cls: type) -> list[tuple[str, str, pa.DataType]]:
     return [*UNIT_COLUMNS, *own, *_EXTRA_COLUMNS.get(cls.__table__, ())]
 
 
+def core_columns(cls: type) -> list[tuple[str, str, pa.DataType]]:
+    """``(name, SQL type, Arrow type)`` of every column of a core table (``rows.py``)."""
+    hints = typing.get_type_hints(cls)
+    columns = []
+    for f in dataclasses.fields(cls):
+        named = f.metadata.get("sql")
+        columns.append((f.name, *(_NAMED_TYPES[named] if named else _field_type(hints[f.name]))))
+    return columns
+
+
+def core_tables() -> dict[str, list[tuple[str, str, pa.DataType]]]:
+    """Table name -> columns, for every core table."""
+    return {cls.__table__: core_columns(cls) for cls in CORE_ROWS}
+
+
 def record_tables() -> dict[str, list[tuple[str, str, pa.DataType]]]:
     """Table name -> columns, for every record class."""
     return {cls.__table__: record_columns(cls) for cls in RECORD_TYPES}
 
 
+def all_tables() -> dict[str, list[tuple[str, str, pa.DataType]]]:
+    """Table name -> columns, core tables first."""
+    return {**core_tables(), **record_tables()}
+
+
 def arrow_schema(cls: type) -> pa.Schema:
-    """The Arrow schema the writer uses for a record class's table."""
-    return pa.schema([(name, arrow) for name, _, arrow in record_columns(cls)])
+    """The Arrow schema the writer uses for a record class's or core row's table."""
+    columns = core_columns(cls) if cls in CORE_ROWS else record_columns(cls)
+    return pa.schema([(name, arrow) for name, _, arrow in columns])
 
 
 def _quote(name: str) -> str:
@@ -127,17 +127,17 @@ def _quote(name: str) -> str:
 
 def create_statements() -> list[str]:
     """DDL for every table (idempotent)."""
-    statements = [s.strip() for s in CORE_DDL.split(";") if s.strip()]
-    for table, columns in record_tables().items():
+    statements = []
+    for table, columns in all_tables().items():
         cols = ", ".join(f"{_quote(n)} {t}" for n, t, _ in columns)
         statements.append(f"CREATE TABLE IF NOT EXISTS {_quote(table)} ({cols})")
     return statements
 
 
 def missing_column_statements(existing: dict[str, set[str]]) -> list[str]:
-    """``ALTER TABLE ADD COLUMN`` for record fields that an older catalog lacks."""
+    """``ALTER TABLE ADD COLUMN`` for core or record columns that an older catalog lacks."""
     statements = []
-    for table, columns in record_tables().items():
+    for table, columns in all_tables().items():
         have = existing.get(table)
         if have is None:
             continue

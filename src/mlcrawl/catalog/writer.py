@@ -7,6 +7,7 @@ accumulate in ``file_versions``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -21,6 +22,7 @@ import pyarrow as pa
 from ..records import RECORD_TYPES, CrawlError, Param
 from ..validate import clean_text
 from . import schema
+from .rows import FileRow, SymlinkRow, UnitRow
 from .store import Catalog
 
 _TABLE_OF = {cls: cls.__table__ for cls in RECORD_TYPES}
@@ -29,24 +31,9 @@ _JSON_FIELDS = {
     cls.__table__: {name for name, sql, _ in schema.record_columns(cls) if sql == "VARCHAR"} for cls in RECORD_TYPES
 }
 
-FILE_SCHEMA = pa.schema([
-    ("root", pa.string()), ("path", pa.string()), ("size", pa.int64()),
-    ("mtime", pa.timestamp("us", tz="UTC")), ("mtime_ns", pa.int64()), ("inode", pa.int64()),
-    ("owner", pa.string()), ("kind", pa.string()), ("format", pa.string()), ("sha256", pa.string()),
-    ("md5", pa.string()), ("hash_note", pa.string()), ("first_seen", pa.timestamp("us", tz="UTC")),
-    ("last_seen", pa.timestamp("us", tz="UTC")), ("deleted_at", pa.timestamp("us", tz="UTC")),
-    ("crawl_id", pa.int64()), ("lfs_pointer", pa.string()),
-])
-SYMLINK_SCHEMA = pa.schema([
-    ("root", pa.string()), ("path", pa.string()), ("target", pa.string()), ("resolves_inside", pa.bool_()),
-    ("broken", pa.bool_()), ("last_seen", pa.timestamp("us", tz="UTC")), ("deleted_at", pa.timestamp("us", tz="UTC")),
-])
-UNIT_SCHEMA = pa.schema([
-    ("root", pa.string()), ("crawler", pa.string()), ("unit", pa.string()), ("is_dir", pa.bool_()),
-    ("fingerprint", pa.string()), ("crawler_version", pa.int32()), ("crawl_id", pa.int64()),
-    ("crawled_at", pa.timestamp("us", tz="UTC")), ("deleted_at", pa.timestamp("us", tz="UTC")),
-    ("status", pa.string()),
-])
+FILE_SCHEMA = schema.arrow_schema(FileRow)
+SYMLINK_SCHEMA = schema.arrow_schema(SymlinkRow)
+UNIT_SCHEMA = schema.arrow_schema(UnitRow)
 
 
 def _to_json(value: Any) -> Any:
@@ -172,7 +159,9 @@ class BatchWriter:
                 self._write(con)
                 con.execute("COMMIT")
             except Exception:
-                con.execute("ROLLBACK")
+                # A COMMIT that failed (disk full) has ended the transaction already.
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
                 raise
         self.files.clear()
         self.symlinks.clear()
