@@ -7,6 +7,7 @@ stored, so the next crawl retries it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from .catalog import Catalog, crawls
 from .catalog.writer import BatchWriter
 from .config import Job
 from .crawler import BaseCrawler, options_from
+from .errors import CatalogError
 from .records import CrawlError
 from .rootcrawl import RootCrawl, scopes_for
 from .walk import WalkRules
@@ -94,7 +96,9 @@ class Runner:
                 missing += not self._crawl_root(root, summary)
         except BaseException:
             summary.status = "interrupted"
-            self._finish(summary)
+            # The catalog may be what failed (disk full): the first error is the one to report.
+            with contextlib.suppress(CatalogError):
+                self._finish(summary)
             raise
         if missing == len(roots):
             summary.status = "failed"

@@ -74,6 +74,11 @@ class Catalog:
             elif read_only:
                 check_version(con)
             yield con
+        except duckdb.Error as exc:
+            if _is_disk_failure(exc):
+                raise CatalogError(f"cannot write catalog {self.path}: {_first_line(exc)} (the catalog keeps "
+                                   "what earlier transactions committed)") from None
+            raise
         finally:
             con.close()
 
@@ -92,6 +97,20 @@ class Catalog:
     def size(self) -> int:
         """Bytes on disk (0 when the file does not exist yet)."""
         return self.path.stat().st_size if self.path.exists() else 0
+
+
+#: What DuckDB says when the disk under the catalog fails a write (full, read-only, I/O error).
+_DISK_FAILURES = ("no space left", "read-only file system", "input/output error", "disk quota", "file too large",
+                  "failed to commit", "database has been invalidated")
+
+
+def _is_disk_failure(exc: duckdb.Error) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.IOException) or any(s in text for s in _DISK_FAILURES)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _table_columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
