@@ -205,3 +205,23 @@ def deep_tree(root: Path, depth: int = 10_000) -> str:
     finally:
         os.close(fd)
     return "/".join(["d"] * depth) + "/params.yaml"
+
+
+def remove_deep_tree(root: Path) -> None:
+    """Delete a chain made by ``deep_tree`` without recursion (pytest's rmtree would recurse)."""
+    depth = 0
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        while "d" in os.listdir(fd):
+            nxt = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd, depth = nxt, depth + 1
+        for name in os.listdir(fd):
+            os.unlink(name, dir_fd=fd)
+        for _ in range(depth):
+            parent = os.open("..", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            os.rmdir("d", dir_fd=fd)
+    finally:
+        os.close(fd)

@@ -77,7 +77,10 @@ def test_tree_ten_thousand_folders_deep(tmp_path: Path) -> None:
     """No recursion: a 10,000-deep chain ends in one clear row where its path passes PATH_MAX."""
     bombs.deep_tree(tmp_path / "root")
     db = tmp_path / "catalog.duckdb"
-    harness.assert_clean(harness.crawl(tmp_path / "root", db))
+    try:
+        harness.assert_clean(harness.crawl(tmp_path / "root", db))
+    finally:
+        bombs.remove_deep_tree(tmp_path / "root")
     problems = harness.query(db, "SELECT path, message FROM errors")
     assert len(problems) == 1 and "too long" in problems[0][1], problems
     assert len(problems[0][0]) > 4000
@@ -87,6 +90,9 @@ def test_tree_deeper_than_the_recursion_limit_crawls(tmp_path: Path) -> None:
     """1,500 folders (over Python's recursion limit, under PATH_MAX): the leaf is a crawled row."""
     leaf = bombs.deep_tree(tmp_path / "root", depth=1500)
     db = tmp_path / "catalog.duckdb"
-    summary = harness.assert_clean(harness.crawl(tmp_path / "root", db))
+    try:
+        summary = harness.assert_clean(harness.crawl(tmp_path / "root", db))
+    finally:
+        bombs.remove_deep_tree(tmp_path / "root")
     assert harness.query(db, "SELECT path FROM files") == [(leaf,)]
     assert summary["errors"] == 0
