@@ -16,7 +16,7 @@ CRAWLERS = Path(__file__).resolve().parents[1] / "crawlers"
 #: render, serve, provenance and OpenLineage reports) and lineage's incremental edge update.
 #: A new module that calls ``execute`` must go through the catalog instead.
 SQL_OUTSIDE_CATALOG = {
-    "lineage", "provenance", "openlineage", "render", "watch", "serve", "cli",
+    "lineage", "provenance", "openlineage", "render", "serve", "cli",
 }
 
 

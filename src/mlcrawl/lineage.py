@@ -63,8 +63,6 @@ _CLOCK_SLACK = "INTERVAL 2 SECOND"
 
 _COLUMNS = ("src_type, src, src_sha256, dst_type, dst, dst_sha256, relation, evidence, confidence, "
             "crawler, crawl_id, root, unit, src_key, dst_key")
-# Columns added to the lineage table after its first release; old catalogs get them on update.
-_ADDED_COLUMNS = (("unit", "VARCHAR"), ("src_key", "UBIGINT"), ("dst_key", "UBIGINT"))
 
 
 class UnknownNodeError(MlcrawlError):
@@ -93,11 +91,8 @@ def update_lineage(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int) -> 
 
 
 def _update(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, full: bool) -> LineageStats:
-    for name, sql_type in _ADDED_COLUMNS:
-        con.execute(f"ALTER TABLE lineage ADD COLUMN IF NOT EXISTS {name} {sql_type}")
     con.execute("BEGIN TRANSACTION")
     try:
-        rekey(con)
         units = select_scope(con, root, crawl_id, full)
         removed = delete_scope(con, root, full)
         collect_edges(con, root)
@@ -112,13 +107,6 @@ def _update(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, full: bool
         for table in ("lin_scope", "lin_raw", "lin_new", "lin_shas"):
             con.execute(f"DROP TABLE IF EXISTS {table}")
     return LineageStats(units=units, edges_removed=removed, edges_added=added, copies=copies)
-
-
-def rekey(con: duckdb.DuckDBPyConnection) -> None:
-    """Give edges stored before node keys included the root their (root, name) keys."""
-    stale_keys = con.execute("SELECT 1 FROM lineage WHERE src_key IS DISTINCT FROM hash(root, src) LIMIT 1").fetchall()
-    if stale_keys:
-        con.execute("UPDATE lineage SET src_key = hash(root, src), dst_key = hash(root, dst)")
 
 
 def select_scope(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, full: bool) -> int:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -29,8 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .catalog import Catalog
+from .catalog import Catalog, crawls
 from .config import Job, WatchSettings
 from .crawler import Crawler
 from .errors import CatalogLocked
@@ -538,23 +536,13 @@ class Watcher:
     # -- the session row ------------------------------------------------------------------
 
     def _open_session(self) -> int:
-        now = datetime.now(timezone.utc)
         with self.catalog.connect() as con:
-            # The caller holds the crawl lock: a session still "watching" was killed.
-            con.execute("UPDATE crawls SET status = 'interrupted' WHERE status = 'watching'")
-            session_id = con.execute("SELECT coalesce(max(crawl_id), 0) + 1 FROM crawls").fetchall()[0][0]
-            con.execute(
-                "INSERT INTO crawls (crawl_id, job, kind, roots, started_at, status, version, pid, host) "
-                "VALUES (?, ?, 'watch', ?, ?, 'watching', ?, ?, ?)",
-                [session_id, self.job.name, self.roots, now, __version__, os.getpid(), socket.gethostname()])
-        return session_id
+            return crawls.start_crawl(con, self.job.name, "watch", self.roots, datetime.now(timezone.utc), "watching")
 
     def _close_session(self, report: WatchReport, status: str) -> None:
-        assignments = ", ".join(f"{k} = ?" for k in _SUMMED)
         with self.catalog.connect() as con:
-            con.execute(f"UPDATE crawls SET status = ?, finished_at = ?, {assignments} WHERE crawl_id = ?",
-                        [status, datetime.now(timezone.utc), *report.totals.values(), report.session_id])
-
+            crawls.finish_crawl(con, report.session_id,
+                                {"status": status, "finished_at": datetime.now(timezone.utc), **report.totals})
 
 def _non_empty(path: str) -> bool:
     # An unmounted share often leaves its empty mount point behind.

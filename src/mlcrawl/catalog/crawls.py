@@ -37,15 +37,17 @@ class StatDiff:
     present_before: int
 
 
-def start_crawl(con: duckdb.DuckDBPyConnection, job: str, kind: str, roots: list[str], now: datetime) -> int:
-    """Insert a ``running`` crawls row and return its id; a crawl left ``running`` was killed."""
-    # The caller holds the crawl lock, so any other crawl still "running" died.
-    con.execute("UPDATE crawls SET status = 'interrupted' WHERE status = 'running'")
+def start_crawl(con: duckdb.DuckDBPyConnection, job: str, kind: str, roots: list[str], now: datetime,
+                status: str = "running") -> int:
+    """Insert a crawls row in ``status`` (``running``, or ``watching`` for a watch session) and
+    return its id; a row left in that status was killed."""
+    # The caller holds the crawl lock, so any other crawl still in this status died.
+    con.execute("UPDATE crawls SET status = 'interrupted' WHERE status = ?", [status])
     crawl_id = con.execute("SELECT coalesce(max(crawl_id), 0) + 1 FROM crawls").fetchall()[0][0]
     con.execute(
         "INSERT INTO crawls (crawl_id, job, kind, roots, started_at, status, version, pid, host) "
-        "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
-        [crawl_id, job, kind, roots, now, __version__, os.getpid(), socket.gethostname()],
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [crawl_id, job, kind, roots, now, status, __version__, os.getpid(), socket.gethostname()],
     )
     return crawl_id
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 from ..records import RECORD_TYPES, CrawlError
 from .rows import CORE_ROWS
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 UNIT_COLUMNS: tuple[tuple[str, str, pa.DataType], ...] = (
     ("root", "VARCHAR", pa.string()),
@@ -157,4 +157,10 @@ MIGRATIONS: dict[int, list[str]] = {
         "UPDATE units SET status = 'ok' WHERE status IS NULL"],
     # A Git LFS pointer file: the real content's oid and size (JSON), NULL for other files.
     3: ["ALTER TABLE files ADD COLUMN IF NOT EXISTS lfs_pointer VARCHAR"],
+    # Lineage node keys include the root: edges stored before that get their (root, name) keys.
+    4: ["ALTER TABLE lineage ADD COLUMN IF NOT EXISTS unit VARCHAR",
+        "ALTER TABLE lineage ADD COLUMN IF NOT EXISTS src_key UBIGINT",
+        "ALTER TABLE lineage ADD COLUMN IF NOT EXISTS dst_key UBIGINT",
+        "UPDATE lineage SET src_key = hash(root, src), dst_key = hash(root, dst) "
+        "WHERE src_key IS DISTINCT FROM hash(root, src) OR dst_key IS DISTINCT FROM hash(root, dst)"],
 }
