@@ -95,6 +95,9 @@ def read_optional_json(path: Path, ctx: CrawlContext) -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         ctx.warn(f"{path.name} is not valid JSON, skipped: {exc}", path, "bad_json")
         return None
+    except OSError as exc:  # EIO, EACCES, a FIFO or a symlink swapped in: the run is still read
+        ctx.warn(f"{path.name} cannot be read, skipped: {exc}", path, "unreadable_file")
+        return None
 
 
 def as_dict(value: Any) -> dict[str, Any]:

@@ -134,3 +134,31 @@ def test_huge_python_file_is_refused_before_it_is_parsed(tmp_path: Path) -> None
     small.write_text("import json\n")
     records, _ = crawl_unit(CodeCrawler(), tmp_path, small, max_bytes=64)
     assert [r.module for r in records] == ["json"]
+
+
+def test_sacred_side_file_that_cannot_be_read_costs_only_itself(tmp_path: Path) -> None:
+    """An unreadable config.json (EIO, EACCES) failed the whole Sacred run; it is one warning now."""
+    import json
+
+    import errno
+
+    from mlcrawl.crawler import CrawlContext
+    from mlcrawl.crawlers.sacred import SacredCrawler
+    from mlcrawl.records import Run
+
+    run = tmp_path / "runs" / "1"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"status": "COMPLETED", "experiment": {"name": "e"}}))
+    (run / "config.json").write_text("{}")
+    ctx = CrawlContext.for_root(tmp_path, run)
+    real = ctx.read_bytes
+
+    def read_bytes(path, limit=None):
+        if Path(path).name == "config.json":
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real(path, limit)
+
+    ctx.read_bytes = read_bytes
+    records = list(SacredCrawler().crawl(run, ctx))
+    assert [r.run_id for r in records if isinstance(r, Run)] == ["sacred:runs/1"]
+    assert [(w.path, w.error_type) for w in ctx.warnings] == [("runs/1/config.json", "unreadable_file")]
