@@ -217,14 +217,29 @@ def test_debouncer_waits_for_quiet_and_bounds_stragglers() -> None:
         d.add("/r/log.txt", t)
     assert not d.ready(2.9)
     assert d.ready(3.0)
-    assert d.take() == {"/r/log.txt"}
+    assert d.take(3.0) == {"/r/log.txt"}
     assert not d.ready(100.0)
     d.add("/r/a", 10.0)
-    for t in range(10, 30):  # another file written without pause
+    d.add("/r/live.log", 10.0)
+    d.add("/r/live.log", 11.5)
+    assert d.ready(12.0) and d.take(12.0) == {"/r/a"}  # a settled file does not wait for a live one
+    for t in range(12, 30):  # the live file is written without pause
         d.add("/r/live.log", float(t))
         if d.ready(float(t) + 0.5):
             break
-    assert t == 17  # /r/a settled at 12, plus max_wait 5
+    assert t == 15  # pending since 10, taken once max_wait 5 has passed (at 15.5)
+    assert d.take(float(t) + 0.5) == {"/r/live.log"}
+
+
+def test_debouncer_takes_a_closed_file_at_once_and_everything_at_the_end() -> None:
+    d = Debouncer(settle=2.0, max_wait=5.0)
+    d.add("/r/new.csv", 1.0)  # created ...
+    d.add("/r/other.csv", 1.0)
+    d.add("/r/new.csv", 1.1, closed=True)  # ... and closed by its writer
+    assert d.ready(1.1) and d.take(1.1) == {"/r/new.csv"}
+    assert not d.ready(1.2)
+    assert d.take() == {"/r/other.csv"}  # the final batch of a session takes what is left
+    assert len(d) == 0
 
 
 # -- the watcher in this process: inotify limit fallback -------------------------------------

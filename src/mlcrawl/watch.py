@@ -6,7 +6,7 @@
       │     inotify (watchdog Observer)         local disks
       │     FolderScanner every poll_interval   NFS/SMB/sshfs/Lustre/FUSE, --poll, or when the
       │                                         inotify watch limit runs out
-      ├── Debouncer: a path is ready once it has been quiet for ``settle`` seconds
+      ├── Debouncer: a path is due once quiet for ``settle`` seconds (or closed by its writer)
       └── each ready batch: one incremental crawl through the same Runner as ``mlcrawl crawl``
 
 The watch session is one ``crawls`` row of kind ``watch`` (status ``watching`` while it runs,
@@ -105,18 +105,19 @@ def _under(path: str, folder: str) -> bool:
 
 
 class Debouncer:
-    """Pending paths with the time of their last event; ready once quiet for ``settle`` seconds.
+    """Pending paths with the times of their first and last event.
 
-    A batch is released when some path has settled and either every pending path has settled
-    or ``max_wait`` seconds have passed since the first one did, so a file that is written
-    without pause (a live log) delays the others by at most ``max_wait``.
+    A path is due once it has been quiet for ``settle`` seconds (at once when its writer closed
+    it), or once it has been pending ``max_wait`` seconds (a live log that never pauses).  A batch
+    takes the due paths only: a file written without pause delays nobody else, and each
+    closed file is crawled with the next batch instead of waiting for the whole tree to be quiet.
     """
 
     def __init__(self, settle: float, max_wait: float) -> None:
         self.settle = settle
         self.max_wait = max_wait
         self._last: dict[str, float] = {}
-        self._first_settled: float | None = None
+        self._first: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def add(self, path: str, now: float, closed: bool = False) -> None:
@@ -126,31 +127,26 @@ class Debouncer:
         """
         with self._lock:
             self._last[path] = now - self.settle if closed else now
+            self._first.setdefault(path, now)
 
     def __len__(self) -> int:
         return len(self._last)
 
-    def ready(self, now: float) -> bool:
-        """True when a batch should be crawled now."""
-        with self._lock:
-            if not self._last:
-                self._first_settled = None
-                return False
-            quiet = [now - t >= self.settle for t in self._last.values()]
-        if not any(quiet):
-            return False
-        if all(quiet):
-            return True
-        if self._first_settled is None:
-            self._first_settled = now
-        return now - self._first_settled >= self.max_wait
+    def _due(self, path: str, now: float) -> bool:
+        return now - self._last[path] >= self.settle or now - self._first[path] >= self.max_wait
 
-    def take(self) -> set[str]:
-        """Empty the pending set and return it (the batch's crawl sees every change anyway)."""
+    def ready(self, now: float) -> bool:
+        """True when some path is due, so a batch should be crawled now."""
         with self._lock:
-            paths, self._last = set(self._last), {}
-            self._first_settled = None
-        return paths
+            return any(self._due(path, now) for path in self._last)
+
+    def take(self, now: float | None = None) -> set[str]:
+        """Remove and return the paths due at ``now``; every pending path when ``now`` is None."""
+        with self._lock:
+            due = {p for p in self._last if now is None or self._due(p, now)}
+            for path in due:
+                del self._last[path], self._first[path]
+        return due
 
 
 # -- the polling scanner ---------------------------------------------------------------------
@@ -434,7 +430,7 @@ class Watcher:
                              f"({source.scanner.listed} folders listed, {source.scanner.stats} stats)")
 
     def _crawl(self, report: WatchReport, why: str) -> None:
-        paths = self.debouncer.take()
+        paths = self.debouncer.take(self.clock() if why == "batch" else None)
         for root in self.roots:
             if root not in self.missing and not os.path.isdir(root):
                 self._lost(root, report)
