@@ -162,3 +162,19 @@ def test_sacred_side_file_that_cannot_be_read_costs_only_itself(tmp_path: Path) 
     records = list(SacredCrawler().crawl(run, ctx))
     assert [r.run_id for r in records if isinstance(r, Run)] == ["sacred:runs/1"]
     assert [(w.path, w.error_type) for w in ctx.warnings] == [("runs/1/config.json", "unreadable_file")]
+
+
+def test_crawl_into_a_catalog_killed_before_its_tables_were_made(tmp_path: Path) -> None:
+    """kill -9 while the catalog file was created left it without tables: the next crawl crashed
+    on the progress bar's count of known files."""
+    import duckdb
+
+    from helpers import run_cli
+
+    db = tmp_path / "catalog.duckdb"
+    duckdb.connect(str(db)).close()
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "a.csv").write_text("a\n1\n")
+    result = run_cli("crawl", str(tmp_path / "root"), "--catalog", str(db))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert rows(db, "SELECT path FROM files") == [("a.csv",)]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+import duckdb
 
 from ..catalog import Catalog, CrawlLock
 from ..config import parse_size, with_overrides
@@ -89,8 +90,11 @@ def _expected_files(store: Catalog, roots: tuple[str, ...]) -> int | None:
         return None
     absolute = [str(Path(r).expanduser().absolute()) for r in roots]
     with store.connect(read_only=True) as con:
-        count = con.execute("SELECT count(*) FROM files WHERE deleted_at IS NULL AND list_contains(?, root)",
-                            [absolute]).fetchall()[0][0]
+        try:
+            count = con.execute("SELECT count(*) FROM files WHERE deleted_at IS NULL AND list_contains(?, root)",
+                                [absolute]).fetchall()[0][0]
+        except duckdb.CatalogException:  # a crawl killed while it created the catalog left no tables
+            return None
     return count or None
 
 
