@@ -110,9 +110,16 @@ def _update(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, full: bool
 
 
 def select_scope(con: duckdb.DuckDBPyConnection, root: str, crawl_id: int, full: bool) -> int:
-    """Fill ``lin_scope`` with the (crawler, unit) pairs whose edges are recomputed."""
-    condition = "" if full else "AND crawl_id = ?"
-    params = [root] if full else [root, crawl_id]
+    """Fill ``lin_scope`` with the (crawler, unit) pairs whose edges are recomputed.
+
+    Besides this crawl's units, those of every crawl since the last one that finished: a crawl
+    killed after writing units but before its lineage left their edges stale, and the next crawl
+    finds those units up to date and would not re-read them.
+    """
+    condition = "" if full else """AND (crawl_id = ? OR crawl_id > (
+        SELECT coalesce(max(c.crawl_id), 0) FROM crawls c
+        WHERE list_contains(c.roots, ?) AND c.status IN ('ok', 'partial', 'failed') AND c.crawl_id < ?))"""
+    params = [root] if full else [root, crawl_id, root, crawl_id]
     con.execute(f"""CREATE OR REPLACE TEMP TABLE lin_scope AS
         SELECT DISTINCT crawler, unit FROM units
         WHERE root = ? AND deleted_at IS NULL {condition}""", params)

@@ -178,3 +178,33 @@ def test_crawl_into_a_catalog_killed_before_its_tables_were_made(tmp_path: Path)
     result = run_cli("crawl", str(tmp_path / "root"), "--catalog", str(db))
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert rows(db, "SELECT path FROM files") == [("a.csv",)]
+
+
+def test_lineage_of_a_crawl_killed_before_its_lineage_is_done_by_the_next(tmp_path: Path, monkeypatch) -> None:
+    """Units written by a crawl killed before its lineage step were up to date for the next crawl,
+    which recomputed only its own units: their edges kept the old file versions' hashes."""
+    import hashlib
+    import json
+
+    import pytest
+
+    from helpers import crawl
+    from mlcrawl.runner import Runner
+
+    metrics = tmp_path / "root" / "r0" / "metrics.json"
+    metrics.parent.mkdir(parents=True)
+    metrics.write_text(json.dumps({"acc": 0.1}))
+    db = tmp_path / "c.duckdb"
+    crawl(tmp_path / "root", db)
+    metrics.write_text(json.dumps({"acc": 0.2, "loss": 1.0}))
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Runner, "_update_lineage", killed)
+    with pytest.raises(KeyboardInterrupt):
+        crawl(tmp_path / "root", db)
+    monkeypatch.undo()
+    crawl(tmp_path / "root", db)
+    new = hashlib.sha256(metrics.read_bytes()).hexdigest()
+    assert rows(db, "SELECT DISTINCT dst_sha256 FROM lineage WHERE dst = 'r0/metrics.json'") == [(new,)]
