@@ -4,7 +4,7 @@ Rows (median of --repeat runs each, the issue "core speed" goals beside them):
   unchanged re-crawl, all crawlers / no crawlers   vs  find ROOT -type f -printf '%s %T@ %i\\n'
   cold crawl, all crawlers / core only             vs  find ROOT -type f -print0 | xargs -0 -P2 -n 64 sha256sum
   peak RSS of a cold crawl at --small-files and --files (flat: <= 1.2x and <= 300 MB)
-  readers during a cold crawl: read-only queries in a loop, failures and slowest read
+  readers during a cold crawl: read-only queries in a loop (with mlcrawl query's lock retry), failures and slowest read
 
 Usage: python bench/perf.py [--files 100000] [--small-files 10000] [--repeat 3] [--workdir DIR] [--json OUT]
 """
@@ -45,7 +45,7 @@ slowest = 0.0
 while not os.path.exists(stop):
     start = time.perf_counter()
     try:
-        with catalog.connect(read_only=True, retry_seconds=1.0) as con:
+        with catalog.connect(read_only=True) as con:  # the lock retry mlcrawl query uses
             con.execute("SELECT count(*) FROM files").fetchall()
         ok += 1
     except Exception as exc:
