@@ -201,6 +201,12 @@ class MaskedSource:
     magic_refs: tuple[tuple[str, str, int], ...]  # (raw, direction, line) from %run, %%writefile
 
 
+def universal_newlines(source: str) -> str:
+    """``source`` with ``\r\n`` and lone ``\r`` as ``\n``: ast counts a lone ``\r`` as a line
+    break, so line numbers only match ``split("\n")`` once the text agrees."""
+    return source.replace("\r\n", "\n").replace("\r", "\n") if "\r" in source else source
+
+
 def mask_ipython(source: str, keep_timed: bool = True) -> MaskedSource:
     """Replace magics, shell escapes and ``?`` help with Python that parses, keeping line numbers.
 
@@ -457,6 +463,7 @@ class CodeAnalyzer:
         texts, starts, magic_refs, masked_lines, line = [], [], [], 0, 1
         cells = self._relevant(cells) if not parse_all else cells
         for cell, source in cells:
+            source = universal_newlines(source)
             if _MAYBE_IPYTHON.search(source):
                 masked = mask_ipython(source)
                 source, masked_lines = masked.text, masked_lines + masked.masked_lines
@@ -499,6 +506,7 @@ class CodeAnalyzer:
 
     def add_source(self, source: str, cell: int | None = None) -> None:
         """Analyse one source (a code cell or a whole script); a syntax error is reported."""
+        source = universal_newlines(source)
         tree, masked = self._parse(source, cell)
         if tree is None:
             return

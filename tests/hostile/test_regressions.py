@@ -208,3 +208,14 @@ def test_lineage_of_a_crawl_killed_before_its_lineage_is_done_by_the_next(tmp_pa
     crawl(tmp_path / "root", db)
     new = hashlib.sha256(metrics.read_bytes()).hexdigest()
     assert rows(db, "SELECT DISTINCT dst_sha256 FROM lineage WHERE dst = 'r0/metrics.json'") == [(new,)]
+
+
+def test_code_with_carriage_return_line_breaks_is_analysed(tmp_path: Path) -> None:
+    """ast counts a lone \\r as a line break, the analyser split lines on \\n only: IndexError."""
+    from mlcrawl.crawlers._codeanalysis import CodeAnalyzer
+
+    analyzer = CodeAnalyzer(file_path=str(tmp_path / "train.py"))
+    analyzer.add_source("\r0")
+    analyzer.add_source("import os\rdata = open('data.csv')\r\nx = 1\r")
+    assert analyzer.facts.imports == ["os"]
+    assert [(r.raw, r.line) for r in analyzer.facts.references] == [("data.csv", 2)]
