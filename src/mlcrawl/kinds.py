@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
 
 KINDS = ("notebook", "code", "config", "metrics", "dataset", "model", "checkpoint", "log", "image", "archive", "other")
 
@@ -37,28 +36,42 @@ _SPECIAL = {
 }
 
 
+def name_parts(name: str) -> tuple[list[str], str]:
+    """``(suffixes, stem)`` of a file name, as ``PurePosixPath`` gives them, without building one.
+
+    classify runs for every new or changed file; pathlib objects were most of its cost.
+    """
+    if name.endswith("."):
+        suffixes = []
+    else:
+        suffixes = ["." + part for part in name.lstrip(".").split(".")[1:]]
+    dot = name.rfind(".")
+    stem = name[:dot] if 0 < dot < len(name) - 1 else name
+    return suffixes, stem
+
+
 def classify(rel_path: str) -> tuple[str, str]:
     """``(kind, format)`` of a root-relative POSIX path."""
-    path = PurePosixPath(rel_path)
-    name = path.name
+    folder, _, name = rel_path.rpartition("/")
     if name in _SPECIAL:
         return _SPECIAL[name]
     if name.startswith("events.out.tfevents."):
         return "log", "tfevents"
-    parents = path.parent.parts
-    suffixes = [s.lower() for s in path.suffixes[-2:]]
+    parent = folder.rpartition("/")[2]
+    all_suffixes, stem = name_parts(name)
+    suffixes = [s.lower() for s in all_suffixes[-2:]]
     suffix = suffixes[-1] if suffixes else ""
     kind, fmt = _BY_SUFFIX.get(suffix, ("other", suffix[1:] if suffix else ""))
     if suffix in (".gz", ".bz2", ".xz", ".zst") and len(suffixes) == 2 and suffixes[0] in _BY_SUFFIX:
         inner_kind, inner_fmt = _BY_SUFFIX[suffixes[0]]
         if inner_kind == "dataset":
             return "dataset", f"{inner_fmt}.{suffix[1:]}"
-    in_checkpoint_dir = bool(parents) and _CHECKPOINT_DIR.match(parents[-1]) is not None
+    in_checkpoint_dir = bool(parent) and _CHECKPOINT_DIR.match(parent) is not None
     if name in _CHECKPOINT_FILE or (in_checkpoint_dir and kind in ("model", "other")):
         return "checkpoint", fmt
-    if suffix in (".json", ".yaml", ".yml", ".csv") and _METRICS_NAME.search(path.stem):
+    if suffix in (".json", ".yaml", ".yml", ".csv") and _METRICS_NAME.search(stem):
         return "metrics", fmt
-    if "metrics" in parents and parents and parents[-1] == "metrics" and suffix in ("", ".json", ".yaml", ".csv"):
+    if parent == "metrics" and suffix in ("", ".json", ".yaml", ".csv"):
         return "metrics", fmt or "mlflow-metric"
     if suffix == ".txt" and kind == "dataset" and not any(k in name.lower() for k in ("data", "train", "test", "val")):
         return "other", "txt"
