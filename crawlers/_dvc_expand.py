@@ -19,9 +19,12 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import product
+from math import prod
 from typing import Any
 
 JOIN = "@"
+#: A matrix multiplies its axes: a few short lists in a hostile dvc.yaml reach billions of stages.
+MAX_MATRIX_STAGES = 10_000
 _EXPR = re.compile(r"(?<!\\)\$\{\s*(?P<inner>[^}]*?)\s*\}")
 _PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 _MISSING = object()
@@ -96,6 +99,8 @@ def to_dvc_str(value: Any) -> str:
 
 def expand_stages(stages: Mapping, interp: Interpolator) -> Iterator[ExpandedStage]:
     """Every concrete stage of a ``stages`` mapping, foreach/matrix groups expanded."""
+    if not isinstance(stages, Mapping):
+        raise ValueError(f"dvc.yaml: 'stages' is a {type(stages).__name__}, not a mapping")
     for raw_name, definition in stages.items():
         name = str(raw_name)
         if not isinstance(definition, Mapping):
@@ -110,7 +115,8 @@ def expand_stages(stages: Mapping, interp: Interpolator) -> Iterator[ExpandedSta
 
 def _expand_foreach(name: str, definition: Mapping, interp: Interpolator) -> Iterator[ExpandedStage]:
     iterable = interp.resolve(definition["foreach"])
-    body = definition.get("do") or {}
+    body = definition.get("do")
+    body = body if isinstance(body, Mapping) else {}
     if isinstance(iterable, Mapping):
         for key, item in iterable.items():
             local = interp.with_locals(item=item, key=key)
@@ -129,6 +135,10 @@ def _expand_matrix(name: str, definition: Mapping, interp: Interpolator) -> Iter
         return
     body = {k: v for k, v in definition.items() if k != "matrix"}
     axes = {k: list(enumerate(v)) for k, v in matrix.items() if isinstance(v, list)}
+    count = prod(len(values) for values in axes.values())
+    if count > MAX_MATRIX_STAGES:
+        raise ValueError(f"dvc.yaml: matrix of stage {name!r} expands to {count:,} stages "
+                         f"(over {MAX_MATRIX_STAGES:,}); not expanded")
     for combination in product(*axes.values()):
         item: dict[str, Any] = {}
         fragments: list[str] = []

@@ -219,3 +219,19 @@ def test_code_with_carriage_return_line_breaks_is_analysed(tmp_path: Path) -> No
     analyzer.add_source("import os\rdata = open('data.csv')\r\nx = 1\r")
     assert analyzer.facts.imports == ["os"]
     assert [(r.raw, r.line) for r in analyzer.facts.references] == [("data.csv", 2)]
+
+
+def test_dvc_stages_that_are_not_mappings_are_refused_clearly() -> None:
+    """``stages: text`` was an AttributeError ('str' object has no attribute 'items'), a foreach
+    ``do:`` list a TypeError; a matrix of a few short axes expanded to billions of stages."""
+    import pytest
+
+    from mlcrawl.crawlers._dvc_expand import Interpolator, expand_stages
+
+    with pytest.raises(ValueError, match="'stages' is a str"):
+        list(expand_stages("train", Interpolator({})))
+    stages = list(expand_stages({"s": {"foreach": [1, 2], "do": ["not", "a", "mapping"]}}, Interpolator({})))
+    assert [s.name for s in stages] == ["s@1", "s@2"]
+    matrix = {f"axis{i}": list(range(20)) for i in range(8)}
+    with pytest.raises(ValueError, match="expands to 25,600,000,000 stages"):
+        list(expand_stages({"grid": {"matrix": matrix, "cmd": "x"}}, Interpolator({})))
