@@ -63,23 +63,21 @@ def _hash_many(items: list[tuple[str, int, int, bool, bool]]) -> list[Digest]:
 
 
 class HashPool:
-    """A bounded thread pool for large files; use as a context manager."""
+    """A thread pool hashing batches of files; use as a context manager."""
 
     def __init__(self, threads: int) -> None:
         self._executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="mlcrawl-hash")
-        self.capacity = max(1, threads) * 4
-        self.threads = max(1, threads)
-
-    def submit(self, path: str, size: int, mtime_ns: int, want_md5: bool, keep: bool) -> Future[Digest]:
-        """Hash one file in the pool."""
-        return self._executor.submit(hash_file, path, size, mtime_ns, want_md5, keep)
 
     def map_batch(self, items: list[tuple[str, int, int, bool, bool]]) -> list[Digest]:
-        """Hash many files, in order: large files one future each, small ones in a few chunks."""
+        """Hash many files, in order: large files one future each, the small ones in one future.
+
+        Small files cost Python (open, read, fstat) more than hashing, so threads hashing them at
+        once only contend for the GIL: one thread does them in 2/3 of the time two take, while
+        the others hash the large files, whose hashing releases the GIL.
+        """
         futures: list[Future[list[Digest]]] = []
         small: list[tuple] = []
         order: list[tuple[int, int]] = []  # (future index, position within its chunk)
-        chunk = max(1, len(items) // self.threads)
         for item in items:
             if item[1] > INLINE_LIMIT:
                 order.append((len(futures), 0))
@@ -87,9 +85,9 @@ class HashPool:
                 continue
             small.append(item)
             order.append((-1, len(small) - 1))
-        small_futures = [self._executor.submit(_hash_many, small[i:i + chunk]) for i in range(0, len(small), chunk)]
+        small_future = self._executor.submit(_hash_many, small) if small else None
         results = [f.result() for f in futures]
-        small_results = [d for f in small_futures for d in f.result()]
+        small_results = small_future.result() if small_future is not None else []
         return [results[i][0] if i >= 0 else small_results[j] for i, j in order]
 
     def __enter__(self) -> HashPool:
