@@ -238,7 +238,7 @@ def time_from_pattern(pattern: Any, hydra: dict[str, Any], path: str) -> datetim
     values = [match.group(f"t{i}") for i in range(1, len(formats) + 1)]
     try:
         parsed = datetime.strptime("\x00".join(values), "\x00".join(formats))
-    except ValueError:
+    except (ValueError, re.error):  # strptime compiles a format naming a field twice into a bad regex
         return None
     return parsed.replace(tzinfo=timezone.utc)
 

@@ -235,3 +235,11 @@ def test_dvc_stages_that_are_not_mappings_are_refused_clearly() -> None:
     matrix = {f"axis{i}": list(range(20)) for i in range(8)}
     with pytest.raises(ValueError, match="expands to 25,600,000,000 stages"):
         list(expand_stages({"grid": {"matrix": matrix, "cmd": "x"}}, Interpolator({})))
+
+
+def test_hydra_now_pattern_naming_a_field_twice_is_no_time() -> None:
+    """``${now:%Y%Y}`` made strptime raise re.error (not ValueError): the unit failed (fuzzing)."""
+    from mlcrawl.crawlers.hydra import time_from_pattern
+
+    assert time_from_pattern("multirun/${now:%Ynow:%Y-%m-%d}", {}, "multirun/2024now:2024-01-01") is None
+    assert time_from_pattern("outputs/${now:%Y-%m-%d}", {}, "outputs/2024-01-02").day == 2
