@@ -273,7 +273,7 @@ def test_kill_9_during_crawls_and_watch_batches(tmp_path: Path) -> None:
         if n % 2 == 0:
             proc = subprocess.Popen([*CRAWL, "crawl", str(root), "--catalog", str(db), "-q"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.0, 1.5))
+            time.sleep(rng.uniform(0.0, 1.2))
         else:
             proc = subprocess.Popen([*CRAWL, "watch", str(root), "--catalog", str(db), "--settle", "0",
                                      "--batch-seconds", "0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -284,12 +284,12 @@ def test_kill_9_during_crawls_and_watch_batches(tmp_path: Path) -> None:
                     break
             state = "a" if state == "b" else "b"
             _set_state(states[state])
-            time.sleep(rng.uniform(0.0, 0.8))
+            time.sleep(rng.uniform(0.0, 0.6))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         _opens(db)
-        result = harness.crawl(root, db)
-        harness.assert_clean(result)
+        # The next crawl, in this process (a CLI start costs more than the crawl of this tree).
+        assert crawl(root, db).status == "ok"
         now = _comparable(db)
         for table in sorted(set(now) | set(references[state])):
             got, want = set(now.get(table, [])), set(references[state].get(table, []))
