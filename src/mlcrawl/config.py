@@ -57,6 +57,7 @@ class Config:
     """The whole configuration file."""
 
     catalog: str | None = None
+    data_path: str | None = None  # a DuckLake's Parquet folder
     jobs: tuple[Job, ...] = ()
     crawlers: dict[str, dict[str, Any]] = field(default_factory=dict)
     watch: WatchSettings = WatchSettings()
@@ -144,12 +145,20 @@ def _parse_job(data: dict, index: int, base: Path) -> Job:
 def parse_config(data: dict, source: Path | None = None) -> Config:
     """Build a Config from parsed TOML; relative roots and catalog are taken from the file's folder."""
     base = source.parent if source else Path.cwd()
-    _check_keys("config", data, {"catalog", "jobs", "crawlers", "watch"})
+    _check_keys("config", data, {"catalog", "data_path", "jobs", "crawlers", "watch"})
     catalog = data.get("catalog")
     if catalog is not None and not isinstance(catalog, str):
         raise ConfigError("config: catalog must be a path string")
-    if catalog is not None and not Path(catalog).expanduser().is_absolute():
+    if catalog is not None and catalog.startswith("ducklake:") and not catalog.startswith("ducklake:postgres:"):
+        local = catalog[len("ducklake:"):]
+        catalog = "ducklake:" + (local if Path(local).expanduser().is_absolute() else str(base / local))
+    elif catalog is not None and not catalog.startswith("ducklake:") and not Path(catalog).expanduser().is_absolute():
         catalog = str(base / catalog)
+    data_path = data.get("data_path")
+    if data_path is not None and not isinstance(data_path, str):
+        raise ConfigError("config: data_path must be a path string")
+    if data_path is not None and not Path(data_path).expanduser().is_absolute():
+        data_path = str(base / data_path)
     jobs = tuple(_parse_job(j, i, base) for i, j in enumerate(data.get("jobs", [])))
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
@@ -163,7 +172,7 @@ def parse_config(data: dict, source: Path | None = None) -> Config:
         watch_settings = WatchSettings(**{k: float(v) for k, v in watch.items()})
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"watch: {exc}") from exc
-    return Config(catalog=catalog, jobs=jobs, crawlers=crawlers, watch=watch_settings, source=source)
+    return Config(catalog=catalog, data_path=data_path, jobs=jobs, crawlers=crawlers, watch=watch_settings, source=source)
 
 
 def load_config(path: Path | str) -> Config:

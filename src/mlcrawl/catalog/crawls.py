@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from .. import __version__
+from .backend import LakeConnection
 
 #: Stat rows of one root's walk, in walk order.
 WALK_SCHEMA = pa.schema([
@@ -41,8 +42,17 @@ def start_crawl(con: duckdb.DuckDBPyConnection, job: str, kind: str, roots: list
                 status: str = "running") -> int:
     """Insert a crawls row in ``status`` (``running``, or ``watching`` for a watch session) and
     return its id; a row left in that status was killed."""
+    if isinstance(con, LakeConnection):
+        # Other hosts crawl other roots right now: their rows stay (an expired lease marks a
+        # dead one's), and the id is taken in a transaction two allocations cannot share.
+        return con.serialized(lambda raw: _insert_crawl(raw, job, kind, roots, now, status))
     # The caller holds the crawl lock, so any other crawl still in this status died.
     con.execute("UPDATE crawls SET status = 'interrupted' WHERE status = ?", [status])
+    return _insert_crawl(con, job, kind, roots, now, status)
+
+
+def _insert_crawl(con: duckdb.DuckDBPyConnection, job: str, kind: str, roots: list[str], now: datetime,
+                  status: str) -> int:
     crawl_id = con.execute("SELECT coalesce(max(crawl_id), 0) + 1 FROM crawls").fetchall()[0][0]
     con.execute(
         "INSERT INTO crawls (crawl_id, job, kind, roots, started_at, status, version, pid, host) "

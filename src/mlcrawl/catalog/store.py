@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 
 from ..errors import CatalogError, CatalogLocked
-from . import schema
+from . import backend, schema
 from .views import VIEW_STATEMENTS
 
 STORAGE_VERSION = "v1.5.0"
@@ -38,18 +38,50 @@ class Catalog:
     """A catalog file; cheap to create, it opens connections on demand."""
 
     path: Path
+    #: A DuckLake (``ducklake:...``) instead of a DuckDB file; ``path`` is then its metadata
+    #: file, or its data folder when the metadata is in PostgreSQL.
+    lake: backend.LakeSpec | None = None
+    lease_seconds: float = backend.DEFAULT_LEASE_SECONDS
     # Set once this process has checked (and if needed migrated) the schema of the file.
     _schema_checked: list[bool] = field(default_factory=lambda: [False], compare=False, repr=False)
 
     @classmethod
-    def at(cls, path: Path | str) -> Catalog:
-        """The catalog at ``path`` (``~`` expanded, made absolute)."""
+    def at(cls, path: Path | str, data_path: Path | str | None = None,
+           lease_seconds: float = backend.DEFAULT_LEASE_SECONDS) -> Catalog:
+        """The catalog at ``path`` (``~`` expanded, made absolute), or the ``ducklake:...`` it names."""
+        lake = backend.parse_lake(str(path), data_path)
+        if lake is not None:
+            where = lake.metadata_file or lake.data_path
+            assert where is not None
+            return cls(where, lake, lease_seconds)
         return cls(Path(path).expanduser().absolute())
 
+    def crawl_lock(self, roots: list[str]) -> CrawlLock | backend.RootLeases:
+        """What keeps two crawls apart: the file lock, or per-root leases in a lake."""
+        if self.lake is None:
+            return CrawlLock(self)
+        return backend.RootLeases(self._lake_connection, [str(Path(r).expanduser().absolute()) for r in roots],
+                                  self.lease_seconds)
+
+    def _lake_connection(self) -> backend.LakeConnection:
+        assert self.lake is not None
+        con = backend.LakeConnection(backend.attach(self.lake, read_only=False))
+        if not self._schema_checked[0]:
+            ensure_schema(con)
+            self._schema_checked[0] = True
+        return con
+
     @contextmanager
-    def connect(self, read_only: bool = False, retry_seconds: float = _LOCK_RETRY_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection for one unit of work; waits briefly while another process writes."""
-        if read_only and not self.path.exists():
+    def connect(self, read_only: bool = False, retry_seconds: float = _LOCK_RETRY_SECONDS,
+                at: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one unit of work; waits briefly while another process writes.
+
+        ``at`` (a lake's snapshot id or a timestamp) reads the catalog as it was then.
+        """
+        if at is not None and self.lake is None:
+            raise CatalogError(f"--at needs a DuckLake catalog (ducklake:...); {self.path} is a DuckDB file "
+                               "and keeps no history")
+        if read_only and not self.path.exists() and not (self.lake and self.lake.is_postgres):
             raise CatalogError(f"no catalog at {self.path} (run 'mlcrawl crawl ROOT' first)")
         if not read_only:
             self.check_writable()
@@ -57,7 +89,7 @@ class Catalog:
         delay = 0.02
         while True:
             try:
-                con = self._open(read_only)
+                con = self._open(read_only, at)
                 break
             except duckdb.Error as exc:
                 if _is_lock_conflict(exc) and time.monotonic() < deadline:
@@ -82,12 +114,16 @@ class Catalog:
         finally:
             con.close()
 
-    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+    def _open(self, read_only: bool, at: str | None = None) -> duckdb.DuckDBPyConnection:
+        if self.lake is not None:
+            return backend.LakeConnection(backend.attach(self.lake, read_only, at))  # type: ignore[return-value]
         config = {} if read_only or self.path.exists() else {"storage_compatibility_version": STORAGE_VERSION}
         return duckdb.connect(str(self.path), read_only=read_only, config=config)
 
     def check_writable(self) -> None:
         """Raise CatalogError unless the catalog can be created or written."""
+        if self.lake is not None and self.lake.is_postgres:
+            return  # the data folder is checked when the lake is attached
         folder = self.path.parent
         if not folder.is_dir():
             raise CatalogError(f"catalog folder {folder} does not exist")
@@ -95,7 +131,12 @@ class Catalog:
             raise CatalogError(f"catalog {self.path} is not writable")
 
     def size(self) -> int:
-        """Bytes on disk (0 when the file does not exist yet)."""
+        """Bytes on disk (0 when the file does not exist yet; a lake's metadata file and data)."""
+        if self.lake is not None:
+            data = self.lake.data_path
+            files = [p for p in data.rglob("*") if p.is_file()] if data and data.is_dir() else []
+            meta = self.lake.metadata_file
+            return sum(p.stat().st_size for p in files) + (meta.stat().st_size if meta and meta.exists() else 0)
         return self.path.stat().st_size if self.path.exists() else 0
 
 
@@ -145,6 +186,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         return
     con.execute("BEGIN TRANSACTION")
     try:
+        if isinstance(con, backend.LakeConnection):
+            backend.ensure_lake_tables(con)
         for statement in schema.create_statements():
             con.execute(statement)
         for target in range(max(version, 1) + 1, schema.SCHEMA_VERSION + 1):

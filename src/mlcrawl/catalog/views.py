@@ -184,8 +184,8 @@ VIEW_STATEMENTS: list[str] = [
     # root's latest crawl.  One row per path, crawler and problem, with first and last seen.
     """CREATE OR REPLACE VIEW open_errors AS
        WITH latest AS (
-           SELECT unnest(roots) AS root, max(crawl_id) AS crawl_id FROM crawls
-           WHERE status <> 'running' GROUP BY 1),
+           SELECT r.root, max(c.crawl_id) AS crawl_id FROM crawls c, unnest(c.roots) AS r(root)
+           WHERE c.status <> 'running' GROUP BY 1),
        standing AS (
            SELECT e.* FROM errors e
            JOIN units u ON u.root = e.root AND u.crawler = e.crawler AND u.unit = e.unit
@@ -230,7 +230,7 @@ VIEW_STATEMENTS: list[str] = [
                               OR b.start_time > a.end_time + INTERVAL 1 MINUTE, false)
            QUALIFY rank() OVER (PARTITION BY a.run_id, b.source ORDER BY length(b.dir) DESC) = 1),
        psets AS (
-           SELECT run_id, md5(string_agg(key || '=' || coalesce(value, '\x00'), chr(1) ORDER BY key, value)) AS h,
+           SELECT run_id, md5(string_agg(key || '=' || coalesce(value, chr(0)), chr(1) ORDER BY key, value)) AS h,
                   count(*) AS n
            FROM (SELECT DISTINCT run_id, key, value FROM params) GROUP BY run_id HAVING count(*) >= 2),
        param_pairs AS (

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import duckdb
 
-from ..catalog import Catalog, CrawlLock
+from ..catalog import Catalog
 from ..config import parse_size, with_overrides
 from ..errors import ConfigError
 from . import options as opt
@@ -51,7 +51,7 @@ def crawl(roots, job_name, config_path, catalog, include, exclude, enable, disab
     store = opt.open_store(config, catalog)
     crawlers, crawler_options = opt.choose_crawlers(config, job)
     log = _open_log(log_file)
-    lock = CrawlLock(store)
+    lock = store.crawl_lock(list(job.roots))
     lock.acquire(wait_seconds)
     try:
         with Progress("crawling", " files", _expected_files(store, job.roots), quiet or as_json) as progress:

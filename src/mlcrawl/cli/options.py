@@ -21,7 +21,13 @@ config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False),
     help=f"TOML config (default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG} if present).")
 catalog_option = click.option(
-    "--catalog", type=click.Path(), help="Catalog file (default: the config's, else ./mlcrawl.duckdb).")
+    "--catalog", type=click.Path(),
+    help="Catalog: a DuckDB file, ducklake:META.ducklake or ducklake:postgres:dbname=... host=... "
+         "(default: the config's, else ./mlcrawl.duckdb).")
+data_path_option = click.option(
+    "--data-path", type=click.Path(file_okay=False), expose_value=False, is_eager=True, envvar="MLCRAWL_DATA_PATH",
+    callback=lambda ctx, _p, value: ctx.meta.__setitem__("mlcrawl.data_path", value),
+    help="A DuckLake catalog's Parquet data folder (default: the config's data_path).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 wait_option = click.option("--wait", "wait_seconds", type=float, default=0.0,
                            help="Wait up to SECONDS for another crawl of this catalog to finish.")
@@ -29,7 +35,7 @@ wait_option = click.option("--wait", "wait_seconds", type=float, default=0.0,
 
 def catalog_options(command):
     """``--config`` and ``--catalog``, which every command that opens the catalog takes."""
-    return config_option(catalog_option(command))
+    return config_option(catalog_option(data_path_option(command)))
 
 
 def load(config_path: str | None) -> Config:
@@ -44,7 +50,12 @@ def load(config_path: str | None) -> Config:
 
 def open_store(config: Config, catalog: str | None) -> Catalog:
     """The catalog named by ``--catalog`` or the config, refused at once when it cannot be one."""
-    store = Catalog.at(catalog or config.catalog or DEFAULT_CATALOG)
+    data_path = click.get_current_context(silent=True)
+    data_path = (data_path.meta.get("mlcrawl.data_path") if data_path else None) or config.data_path
+    lease = float(os.environ.get("MLCRAWL_LEASE_SECONDS") or 60)
+    store = Catalog.at(catalog or config.catalog or DEFAULT_CATALOG, data_path, lease)
+    if store.lake is not None:
+        return store
     if store.path.is_dir():
         raise CatalogError(f"catalog {store.path} is a folder; name a file, e.g. {store.path / DEFAULT_CATALOG}")
     if store.path.is_file() and store.path.stat().st_size:

@@ -22,13 +22,14 @@ class QueryError(MlcrawlError):
 @click.argument("sql")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to a file (required for parquet).")
+@click.option("--at", "at", help="A DuckLake catalog as of a snapshot id or timestamp (time travel).")
 @opt.catalog_options
-def query(sql, fmt, output, config_path, catalog) -> None:
+def query(sql, fmt, output, at, config_path, catalog) -> None:
     """Run one read-only SQL statement against the catalog."""
     if fmt == "parquet" and not output:
         raise ConfigError("--format parquet needs --output FILE")
     store = opt.open_store(opt.load(config_path), catalog)
-    with store.connect(read_only=True) as con:
+    with store.connect(read_only=True, at=at) as con:
         try:
             statements = con.extract_statements(sql)
             if not statements:

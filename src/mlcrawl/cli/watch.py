@@ -34,7 +34,6 @@ def _log_to_stderr(quiet: bool):
 @opt.catalog_options
 def watch(roots, job_name, poll, interval, settle, batch_seconds, wait_seconds, quiet, config_path, catalog) -> None:
     """Catch up, then keep the catalog current as files under ROOTS change (Ctrl-C or SIGTERM stops)."""
-    from ..catalog import CrawlLock
     from ..watch import Watcher
 
     config = opt.load(config_path)
@@ -48,7 +47,7 @@ def watch(roots, job_name, poll, interval, settle, batch_seconds, wait_seconds, 
         settings = replace(settings, batch_seconds=batch_seconds)
     store = opt.open_store(config, catalog)
     crawlers, crawler_options = opt.choose_crawlers(config, job)
-    lock = CrawlLock(store)
+    lock = store.crawl_lock(list(job.roots))
     lock.acquire(wait_seconds)
     try:
         watcher = Watcher(store, job, crawlers, crawler_options, settings, force_poll=poll, log=_log_to_stderr(quiet))
