@@ -12,7 +12,7 @@ import duckdb
 
 from .. import __version__
 from ..errors import MlcrawlError
-from . import crawl, export, lake, lineage, query, runs, status, watch
+from . import crawl, export, lake, lineage, query, runs, serve, status, watch
 from .options import EXIT_FAILED, EXIT_INTERRUPTED
 
 
@@ -36,6 +36,6 @@ def main() -> None:
     """Crawl ML experiment folders, notebooks, datasets and models into a DuckDB catalog."""
 
 
-for _module in (crawl, query, status, export, watch, lineage, runs, lake):
+for _module in (crawl, query, status, export, watch, lineage, runs, lake, serve):
     for _command in _module.COMMANDS:
         main.add_command(_command)
