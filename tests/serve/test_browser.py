@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import duckdb
 import pytest
+from serve_corpus import corpus_catalog  # noqa: F401  (fixture)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

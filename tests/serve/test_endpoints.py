@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 import duckdb
 import pytest
+from serve_corpus import corpus_catalog  # noqa: F401  (fixture)
 from starlette.testclient import TestClient
 
 from mlcrawl.catalog import Catalog

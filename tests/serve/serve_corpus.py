@@ -1,4 +1,4 @@
-"""A catalog crawled from the shared corpus (copied to a temporary folder), once per session."""
+"""A catalog crawled from the shared corpus (copied to a temporary folder), once per session (a fixture imported by the tests of this folder; a conftest.py here would shadow tests/conftest.py)."""
 
 from __future__ import annotations
 
