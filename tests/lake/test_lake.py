@@ -201,13 +201,13 @@ def test_time_travel_and_file_catalog_refusal(pg_lake, tmp_path):
     now = run("query", "select count(*) AS n from current_files", *cat_args(catalog, data), "--format", "json")
     then = run("query", "select count(*) AS n from current_files", *cat_args(catalog, data), "--format", "json",
                "--at", str(before))
-    assert json.loads(now.stdout)[0]["n"] == 11 and json.loads(then.stdout)[0]["n"] == 6, then.stderr
+    assert json.loads(now.stdout)["n"] == 11 and json.loads(then.stdout)["n"] == 6, then.stderr
     plain = run("query", "select 1", "--catalog", str(tmp_path / "c.duckdb"), "--at", "1")
     assert plain.returncode == 2 and "needs a DuckLake catalog" in plain.stderr
     maintained = run("lake", "maintain", *cat_args(catalog, data), "--retention-days", "0")
     assert maintained.returncode == 0, maintained.stderr
     after = run("query", "select count(*) AS n from current_files", *cat_args(catalog, data), "--format", "json")
-    assert json.loads(after.stdout)[0]["n"] == 11
+    assert json.loads(after.stdout)["n"] == 11
 
 
 def _checksums(catalog: str, data: str | None) -> dict[str, tuple]:

@@ -148,7 +148,7 @@ def attach(lake: LakeSpec, read_only: bool, at: str | None = None) -> duckdb.Duc
             options.append("READ_ONLY")
         if at is not None:
             options.append(f"SNAPSHOT_VERSION {int(at)}" if at.isdigit() else f"SNAPSHOT_TIME {_literal(at)}")
-        con.execute(f"ATTACH {_literal(lake.url)} AS {ALIAS}" + (f" ({', '.join(options)})" if options else ""))
+        _attach_retrying(con, f"ATTACH {_literal(lake.url)} AS {ALIAS}" + (f" ({', '.join(options)})" if options else ""))
         con.execute(f"USE {ALIAS}")
     except duckdb.Error as exc:
         con.close()
@@ -160,6 +160,29 @@ def attach(lake: LakeSpec, read_only: bool, at: str | None = None) -> duckdb.Duc
         con.close()
         raise
     return con
+
+
+def _attach_retrying(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    # Hosts attaching a new PostgreSQL lake at once race to create its metadata tables; the
+    # losers see PostgreSQL's duplicate-key error and find the tables there when they try again.
+    for attempt in range(20):
+        try:
+            con.execute(sql)
+            return
+        except duckdb.Error as exc:
+            if "duplicate key value" not in str(exc) and "already exists" not in str(exc) or attempt == 19:
+                raise
+            time.sleep(_backoff(attempt))
+
+
+#: What the postgres extension says when the metadata server went away mid-crawl.
+_UNREACHABLE = ("server closed the connection", "could not connect", "connection refused", "connection to server",
+                "no connection to the server", "terminating connection")
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """The lake's metadata database stopped answering."""
+    return isinstance(exc, duckdb.Error) and any(s in str(exc).lower() for s in _UNREACHABLE)
 
 
 def _literal(text: str) -> str:

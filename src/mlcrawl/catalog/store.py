@@ -107,6 +107,9 @@ class Catalog:
                 check_version(con)
             yield con
         except duckdb.Error as exc:
+            if self.lake is not None and backend.is_unreachable(exc):
+                raise CatalogError(f"lost the lake's metadata database ({self.lake.url}): {_first_line(exc)}; "
+                                   "the lake keeps what earlier transactions committed") from None
             if _is_disk_failure(exc):
                 raise CatalogError(f"cannot write catalog {self.path}: {_first_line(exc)} (the catalog keeps "
                                    "what earlier transactions committed)") from None
