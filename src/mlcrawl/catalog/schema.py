@@ -18,7 +18,7 @@ import pyarrow as pa
 from ..records import RECORD_TYPES, CrawlError
 from .rows import CORE_ROWS
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 UNIT_COLUMNS: tuple[tuple[str, str, pa.DataType], ...] = (
     ("root", "VARCHAR", pa.string()),
@@ -65,6 +65,7 @@ TABLE_DOCS: dict[str, str] = {
     "models": "model files read safely: tensors, parameters, inputs/outputs, pickle warnings",
     "declared_edges": "lineage stated by a tool's own metadata (DVC, MLflow, Sacred, papermill...)",
     "lineage": "lineage edges between file versions and runs, declared and inferred",
+    "openlineage_outbox": "OpenLineage run events per endpoint: queued, sent (once) or still pending after a failure",
 }
 
 
@@ -163,4 +164,10 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE lineage ADD COLUMN IF NOT EXISTS dst_key UBIGINT",
         "UPDATE lineage SET src_key = hash(root, src), dst_key = hash(root, dst) "
         "WHERE src_key IS DISTINCT FROM hash(root, src) OR dst_key IS DISTINCT FROM hash(root, dst)"],
+    # OpenLineage events kept until an endpoint took them (openlineage_transport.py): one row per
+    # (url, run_uuid, event_type, event_time); ``event`` is emptied once sent, the key stays so it
+    # is never sent again.  A claim keeps two senders from posting the same pending event.
+    5: ["CREATE TABLE IF NOT EXISTS openlineage_outbox (url VARCHAR, run_uuid VARCHAR, event_type VARCHAR, "
+        "event_time VARCHAR, job VARCHAR, event VARCHAR, queued_at TIMESTAMPTZ, sent_at TIMESTAMPTZ, "
+        "attempts INTEGER, last_error VARCHAR, claimed_by VARCHAR, claimed_until TIMESTAMPTZ)"],
 }
