@@ -13,6 +13,12 @@ from mlcrawl.crawler import CrawlContext, options_from
 # Installed third-party crawlers must never leak into the tests.
 os.environ["MLCRAWL_NO_PLUGINS"] = "1"
 
+# tests/lake need the lake extra (duckdb 1.5); without it, tests/test_lake_suite.py runs them in a venv that has it.
+try:
+    import duckdb_extension_ducklake  # noqa: F401
+except ImportError:
+    collect_ignore = ["lake"]
+
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 

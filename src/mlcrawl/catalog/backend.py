@@ -126,7 +126,8 @@ def _check_data_path(lake: LakeSpec, read_only: bool) -> None:
     if not data.is_dir():
         if read_only or not data.parent.is_dir():
             raise CatalogError(f"lake data folder {data} does not exist (is the share mounted?)")
-        data.mkdir()
+        # Several hosts may attach a new lake at the same moment: the folder is anyone's to create.
+        data.mkdir(exist_ok=True)
     if not read_only and not os.access(data, os.W_OK | os.X_OK):
         raise CatalogError(f"lake data folder {data} is not writable")
 
