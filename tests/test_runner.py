@@ -259,8 +259,9 @@ def test_secret_params_are_redacted_in_every_crawler(tmp_path):
     root = make_tree(tmp_path / "root", {"exp/params.yaml": "lr: 0.1\napi_key: sk-live-123\ndb:\n  password: hunter2\n",
                                          "exp/metrics.json": '{"acc": 1}'})  # metrics: evidence of a run
     db = tmp_path / "c.duckdb"
-    crawl(root, db)
+    summary = crawl(root, db)
     params = dict(rows(db, "SELECT key, value FROM params"))
+    assert summary.secrets_redacted == 2 == rows(db, "SELECT secrets_redacted FROM crawls")[0][0]
     assert params["lr"] == "0.1" and params["api_key"] == params["db.password"] == "***REDACTED***"
     assert rows(db, "SELECT count(*) FROM params WHERE value LIKE '%hunter2%' OR value LIKE '%sk-live%'")[0][0] == 0
 

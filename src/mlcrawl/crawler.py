@@ -154,6 +154,7 @@ class CrawlContext:
     read_limit: int = DEFAULT_READ_LIMIT
     folder_names: Callable[[str], frozenset[str] | None] | None = None
     enclosing_runs: tuple[tuple[Path, str], ...] = ()
+    redactor: secrets.Redactor = field(default_factory=secrets.Redactor)
     _documents: dict[tuple[Path, str], Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -288,15 +289,13 @@ class CrawlContext:
 
     # -- values and problems -----------------------------------------------------------------
 
-    @staticmethod
-    def redact(key: str, value: str | None) -> str | None:
-        """``value``, or the redaction marker when ``key`` names a secret."""
-        return secrets.redact_value(key, value)
+    def redact(self, key: str, value: str | None) -> str | None:
+        """``value``, or the redaction marker when ``key`` names a secret (counted for the crawl)."""
+        return value if value is None else self.redactor.value(key, value)
 
-    @staticmethod
-    def redact_text(text: str) -> str:
-        """Free text (a command line, a URL, a message) with secrets scrubbed out."""
-        return secrets.redact_text(text)
+    def redact_text(self, text: str) -> str:
+        """Free text (a command line, a URL, a message) with secrets scrubbed out (counted)."""
+        return self.redactor.text(text, emails=True)
 
     def warn(self, message: str, path: Path | str | None = None, error_type: str = "warning") -> None:
         """Record a non-fatal problem; it becomes an ``errors`` row with severity ``warning``."""
@@ -308,7 +307,7 @@ class CrawlContext:
 
     def _problem(self, message: str, path: Path | str | None, error_type: str, severity: str) -> None:
         rel = self.relpath(path) if path is not None else self.relpath(self.unit)
-        self.warnings.append(CrawlError(rel, error_type, secrets.redact_text(message), severity=severity))
+        self.warnings.append(CrawlError(rel, error_type, self.redactor.text(message, emails=True), severity=severity))
 
 
 class _AdHocOptions(Options):

@@ -37,7 +37,6 @@ from .fileaccess import read_bounded
 from .kinds import classify
 from .lfs import MAX_POINTER_SIZE, LfsPointer, parse_pointer
 from .records import CrawlError
-from .secrets import redact_record
 from .unitguard import time_limit
 from .validate import validate
 from .walk import DirEnter, DirExit, FileEntry, SymlinkEntry, WalkProblem, walk
@@ -424,13 +423,13 @@ class RootCrawl:
             root=Path(self.root), unit=Path(path), options=self.runner.crawler_options[crawler.name],
             known_hashes=known, cached_bytes=cached, lookup_sha256=self._lookup_sha256, enclosing=enclosing,
             enclosing_runs=self._enclosing_runs(enclosing), folder_names=self.folder_names.get,
-            follow_symlinks=self.job.follow_symlinks,
+            follow_symlinks=self.job.follow_symlinks, redactor=self.runner.redactor,
         )
         done = UnitDone(crawler.name, rel, is_dir, fingerprint, crawler.version)
         try:
             # The whole pipeline is inside the guard: crawl, validate, redact.
             with time_limit(self.runner.unit_seconds):
-                records = [redact_record(validate(r, crawler.name)) for r in crawler.crawl(Path(path), ctx)]
+                records = [ctx.redactor.record(validate(r, crawler.name)) for r in crawler.crawl(Path(path), ctx)]
         except (Exception, MemoryError, RecursionError) as exc:
             # Stored as failed with its fingerprint: an unchanged bad file is not read (nor
             # reported) again until it changes or --retry-failed.

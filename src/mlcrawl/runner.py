@@ -21,6 +21,7 @@ from .crawler import BaseCrawler, options_from
 from .errors import CatalogError
 from .records import CrawlError
 from .rootcrawl import RootCrawl, scopes_for
+from .secrets import Redactor
 from .walk import WalkRules
 
 Progress = Callable[[str, int], None]
@@ -47,6 +48,7 @@ class CrawlSummary:
     units_failed: int = 0
     errors: int = 0
     warnings: int = 0
+    secrets_redacted: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (for ``--json``)."""
@@ -82,6 +84,8 @@ class Runner:
         self.progress = progress or (lambda event, n: None)
         self.allow_mass_delete = allow_mass_delete
         self.kind = kind
+        # One per crawl: every redaction of every unit is counted in the summary.
+        self.redactor = Redactor()
         self.rules = WalkRules(include=job.include, exclude=job.exclude, follow_symlinks=job.follow_symlinks)
 
     # -- the crawl ---------------------------------------------------------------------------
@@ -115,9 +119,11 @@ class Runner:
 
     def _finish(self, summary: CrawlSummary) -> None:
         summary.finished_at = datetime.now(timezone.utc)
+        summary.secrets_redacted = self.redactor.count
         counts = {k: getattr(summary, k) for k in (
             "status", "finished_at", "files_seen", "files_new", "files_changed", "files_unchanged",
-            "files_deleted", "bytes_hashed", "units_crawled", "units_skipped", "units_failed", "errors", "warnings")}
+            "files_deleted", "bytes_hashed", "units_crawled", "units_skipped", "units_failed", "errors", "warnings",
+            "secrets_redacted")}
         with self.catalog.connect() as con:
             crawls.finish_crawl(con, summary.crawl_id, counts)
 

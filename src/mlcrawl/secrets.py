@@ -131,9 +131,9 @@ class Redactor:
             return REDACTED
         return self.text(value)
 
-    def text(self, text: str) -> str:
-        """Free text with shaped secrets scrubbed out."""
-        cleaned, n = scrub(text)
+    def text(self, text: str, emails: bool = False) -> str:
+        """Free text with shaped secrets (and, with ``emails``, e-mail addresses) scrubbed out."""
+        cleaned, n = scrub(text, emails)
         self.count += n
         return cleaned
 

@@ -45,7 +45,7 @@ NETWORK_FS = frozenset({
 WATCH_LIMIT_SYSCTL = "fs.inotify.max_user_watches"
 _TICK = 0.1
 _SUMMED = ("files_seen", "files_new", "files_changed", "files_deleted", "bytes_hashed",
-           "units_crawled", "units_failed", "errors", "warnings")
+           "units_crawled", "units_failed", "errors", "warnings", "secrets_redacted")
 
 
 # -- which roots need polling ----------------------------------------------------------------

@@ -52,6 +52,7 @@ class CrawlRow:
     version: str | None = None
     pid: int | None = sql("INTEGER")
     host: str | None = None
+    secrets_redacted: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -230,14 +230,18 @@ def crawl_problems(catalog: Catalog, crawl_id: int, limit: int) -> list[dict]:
 SHOWN_PROBLEMS = 5
 
 
+def _redactions(count: int) -> str:
+    return f", {count:,} secret{'s' if count != 1 else ''} redacted" if count else ""
+
+
 def print_summary(d: dict, problems: list[dict]) -> None:
     """The crawl's counts on stdout; its first problems and how to see all of them on stderr."""
     click.echo(
         f"crawl {d['crawl_id']} {d['status']} in {d['duration_s']}s: {d['files_seen']} files seen, "
         f"{d['files_new']} new, {d['files_changed']} changed, {d['files_unchanged']} unchanged, "
         f"{d['files_deleted']} deleted; {d['bytes_hashed']:,} bytes hashed; units {d['units_crawled']} crawled, "
-        f"{d['units_skipped']} unchanged, {d['units_failed']} failed; {d['errors']} errors, {d['warnings']} warnings "
-        f"-> {d['catalog']}"
+        f"{d['units_skipped']} unchanged, {d['units_failed']} failed; {d['errors']} errors, {d['warnings']} warnings"
+        f"{_redactions(d.get('secrets_redacted', 0))} -> {d['catalog']}"
     )
     if not problems:
         return
