@@ -278,3 +278,18 @@ def test_a_document_deep_in_any_tools_run_folder_joins_that_run(tmp_path):
     crawl(root, db)
     assert rows(db, "SELECT run_id, value FROM metrics WHERE key = 'f1'") == [(f"mlflow:{rid}", 0.7)]
     assert rows(db, "SELECT count(*) FROM runs WHERE source = 'generic'")[0][0] == 0
+
+
+def test_a_crawler_that_grows_without_bound_hits_the_unit_memory_budget(tree, tmp_path):
+    class Hoarder(_JsonCrawler):
+        def crawl(self, unit, ctx):
+            hoard = []
+            for _ in range(2000):  # up to 2 GB in 1 MiB steps, touched so that it is resident
+                hoard.append(bytearray(b"x" * (1 << 20)))
+            yield from ()
+
+    db = tmp_path / "c.duckdb"
+    summary = Runner(Catalog.at(db), Job(roots=(str(tree),), unit_memory_limit=64 << 20), [Hoarder()]).run()
+    assert summary.units_failed == 1 and summary.files_seen == 6
+    [(error_type, message)] = rows(db, "SELECT error_type, message FROM errors")
+    assert error_type == "UnitMemoryExceeded" and "memory budget of 64 MiB" in message

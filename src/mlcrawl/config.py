@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .fileaccess import DEFAULT_READ_LIMIT
 
 DEFAULT_CATALOG = "mlcrawl.duckdb"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?i?b?)?\s*$", re.IGNORECASE)
@@ -33,6 +34,9 @@ class Job:
     threads: int = 2
     delete_guard: float = 0.5
     md5: str = "dvc"
+    unit_time_limit: float = 300.0
+    unit_memory_limit: int | None = 2 << 30
+    read_limit: int = DEFAULT_READ_LIMIT
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.delete_guard <= 1.0:
@@ -41,6 +45,8 @@ class Job:
             raise ConfigError(f"job {self.name!r}: threads must be at least 1, got {self.threads}")
         if self.md5 not in ("dvc", "always", "never"):
             raise ConfigError(f"job {self.name!r}: md5 must be 'dvc', 'always' or 'never', got {self.md5!r}")
+        if self.unit_time_limit < 0:
+            raise ConfigError(f"job {self.name!r}: unit_time_limit must not be negative (0 = no limit)")
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,9 @@ def _parse_job(data: dict, index: int, base: Path) -> Job:
             threads=int(data.get("threads", 2)),
             delete_guard=float(data.get("delete_guard", 0.5)),
             md5=str(data.get("md5", "dvc")),
+            unit_time_limit=float(data.get("unit_time_limit", 300.0)),
+            unit_memory_limit=parse_size(data.get("unit_memory_limit", "2GiB"), f"job {name!r} unit_memory_limit"),
+            read_limit=parse_size(data.get("read_limit", "256MiB"), f"job {name!r} read_limit") or 2**63 - 1,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"job {name!r}: {exc}") from exc

@@ -423,12 +423,12 @@ class RootCrawl:
             root=Path(self.root), unit=Path(path), options=self.runner.crawler_options[crawler.name],
             known_hashes=known, cached_bytes=cached, lookup_sha256=self._lookup_sha256, enclosing=enclosing,
             enclosing_runs=self._enclosing_runs(enclosing), folder_names=self.folder_names.get,
-            follow_symlinks=self.job.follow_symlinks, redactor=self.runner.redactor,
+            follow_symlinks=self.job.follow_symlinks, redactor=self.runner.redactor, read_limit=self.job.read_limit,
         )
         done = UnitDone(crawler.name, rel, is_dir, fingerprint, crawler.version)
         try:
             # The whole pipeline is inside the guard: crawl, validate, redact.
-            with time_limit(self.runner.unit_seconds):
+            with time_limit(self.runner.unit_seconds), self.runner.memory.unit():
                 records = [ctx.redactor.record(validate(r, crawler.name)) for r in crawler.crawl(Path(path), ctx)]
         except (Exception, MemoryError, RecursionError) as exc:
             # Stored as failed with its fingerprint: an unchanged bad file is not read (nor

@@ -22,6 +22,7 @@ from .errors import CatalogError
 from .records import CrawlError
 from .rootcrawl import RootCrawl, scopes_for
 from .secrets import Redactor
+from .unitguard import MemoryGuard
 from .walk import WalkRules
 
 Progress = Callable[[str, int], None]
@@ -64,7 +65,7 @@ class Runner:
 
     def __init__(self, catalog: Catalog, job: Job, crawlers: list[BaseCrawler], crawler_options: dict | None = None,
                  progress: Progress | None = None, allow_mass_delete: bool = False, kind: str = "crawl",
-                 retry_failed: bool = False, unit_seconds: float = 300.0,
+                 retry_failed: bool = False, unit_seconds: float | None = None,
                  changed: dict[str, set[str]] | None = None) -> None:
         self.catalog = catalog
         self.job = job
@@ -80,7 +81,8 @@ class Runner:
         self.retry_failed = retry_failed
         # Watch batches: the absolute paths that changed, per root; only what holds them is walked.
         self.changed = changed
-        self.unit_seconds = unit_seconds
+        self.unit_seconds = job.unit_time_limit if unit_seconds is None else unit_seconds
+        self.memory = MemoryGuard(job.unit_memory_limit)
         self.progress = progress or (lambda event, n: None)
         self.allow_mass_delete = allow_mass_delete
         self.kind = kind
@@ -96,8 +98,9 @@ class Runner:
         summary = self._start(roots)
         missing = 0
         try:
-            for root in roots:
-                missing += not self._crawl_root(root, summary)
+            with self.memory:
+                for root in roots:
+                    missing += not self._crawl_root(root, summary)
         except BaseException:
             summary.status = "interrupted"
             # The catalog may be what failed (disk full): the first error is the one to report.
