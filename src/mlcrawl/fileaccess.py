@@ -19,6 +19,9 @@ from .errors import MlcrawlError
 
 #: Default read limit for a whole-file read (documents, notebooks, configs).
 DEFAULT_READ_LIMIT = 256 * 1024 * 1024
+#: Paths at least this long (in bytes) are opened a piece at a time: one system call takes at
+#: most PATH_MAX (4096) bytes, and a tree 10,000 folders deep is still a tree to crawl.
+LONG_PATH = 3072
 
 
 class UnsafeFile(MlcrawlError, OSError):
@@ -70,16 +73,57 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def open_folder(path: str) -> int:
+    """An fd of the folder ``path``, of any length (past ``LONG_PATH`` opened piece by piece)."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    if len(os.fsencode(path)) < LONG_PATH:
+        return os.open(path, flags)
+    pieces, current, size = [], [], 0
+    for part in path.split(os.sep):
+        width = len(os.fsencode(part)) + 1
+        if current and size + width > LONG_PATH:
+            pieces.append(os.sep.join(current))
+            current, size = [], 0
+        current.append(part)
+        size += width
+    pieces.append(os.sep.join(current))
+    fd = None
+    try:
+        for piece in pieces:
+            nxt = os.open(piece or os.sep, flags, dir_fd=fd)
+            if fd is not None:
+                os.close(fd)
+            fd = nxt
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        raise
+    return fd
+
+
+def _parent_and_name(path: str) -> tuple[int | None, str]:
+    """(an fd of the folder, the name in it) for a path too long for one call, else (None, path)."""
+    if len(os.fsencode(path)) < LONG_PATH:
+        return None, path
+    head, name = os.path.split(path)
+    return open_folder(head), name
+
+
 def open_regular(path: str, policy: FilePolicy | None = None) -> int:
     """An fd of the regular file at ``path``; raises UnsafeFile for anything else.
 
     ``policy`` resolves symlinks first (inside the root only); without it a symlink is refused.
     """
     target = policy.resolve_inside(path) if policy is not None else path
-    before = os.lstat(target)
-    if not stat_mod.S_ISREG(before.st_mode):
-        raise UnsafeFile(errno.EINVAL, f"not read: {path} is {_kind(before.st_mode)}")
-    fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    parent, name = _parent_and_name(target)
+    try:
+        before = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        if not stat_mod.S_ISREG(before.st_mode):
+            raise UnsafeFile(errno.EINVAL, f"not read: {path} is {_kind(before.st_mode)}")
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent)
+    finally:
+        if parent is not None:
+            os.close(parent)
     try:
         after = os.fstat(fd)
         if not stat_mod.S_ISREG(after.st_mode) or (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):

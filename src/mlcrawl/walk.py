@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pathspec
 
+from .fileaccess import LONG_PATH, open_folder, read_bounded
+
 IGNORE_FILE = ".mlcrawlignore"
 DEFAULT_IGNORED_NAMES = frozenset({
     ".git", ".hg", ".svn", "__pycache__", ".ipynb_checkpoints", "node_modules", ".mypy_cache",
@@ -120,6 +122,34 @@ def _join(rel: str, name: str) -> str:
     return name if rel in ("", ".") else f"{rel}/{name}"
 
 
+@dataclass(frozen=True, slots=True)
+class _DeepEntry:
+    """A folder entry under a path too long for one system call, its lstat taken while listed."""
+
+    name: str
+    path: str
+    lstat: os.stat_result
+
+    def is_symlink(self) -> bool:
+        return stat_mod.S_ISLNK(self.lstat.st_mode)
+
+    def is_dir(self, follow_symlinks: bool = True) -> bool:
+        return stat_mod.S_ISDIR(self.lstat.st_mode)
+
+    def stat(self, follow_symlinks: bool = True) -> os.stat_result:
+        return self.lstat
+
+
+def _list_deep(path: str) -> list[_DeepEntry]:
+    # Listed through a folder fd: the entries' own stat calls then need no long path.
+    fd = open_folder(path)
+    try:
+        with os.scandir(fd) as it:
+            return [_DeepEntry(e.name, os.path.join(path, e.name), e.stat(follow_symlinks=False)) for e in it]
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class _Frame:
     """One folder being walked: its remaining entries and what to undo when it is done."""
@@ -195,8 +225,10 @@ class _Walker:
                 return True
         return False
 
-    def _list(self, path: str, rel: str) -> list[os.DirEntry] | WalkProblem:
+    def _list(self, path: str, rel: str) -> list[os.DirEntry] | list[_DeepEntry] | WalkProblem:
         try:
+            if len(os.fsencode(path)) >= LONG_PATH:
+                return _list_deep(path)
             with self.scandir(path) as it:
                 return list(it)
         except FileNotFoundError:
@@ -205,8 +237,6 @@ class _Walker:
             return WalkProblem(rel or ".", type(exc).__name__, f"cannot list folder: {exc.strerror or exc}")
 
     def _load_ignore_file(self, path: str, rel: str) -> Iterator[WalkEvent]:
-        from .fileaccess import read_bounded
-
         try:
             text = read_bounded(os.path.join(path, IGNORE_FILE), 1 << 20).decode("utf-8", "replace")
             self.ignore_stack.append((rel, pathspec.GitIgnoreSpec.from_lines(text.splitlines())))

@@ -74,16 +74,18 @@ def test_bombs_cost_seconds(crawled) -> None:
 
 
 def test_tree_ten_thousand_folders_deep(tmp_path: Path) -> None:
-    """No recursion: a 10,000-deep chain ends in one clear row where its path passes PATH_MAX."""
-    bombs.deep_tree(tmp_path / "root")
+    """No recursion and no PATH_MAX wall: the leaf of a 10,000-deep chain (20,000-byte path) is
+    walked, hashed and read by its crawler, and a re-crawl finds it unchanged."""
+    leaf = bombs.deep_tree(tmp_path / "root")
     db = tmp_path / "catalog.duckdb"
     try:
-        harness.assert_clean(harness.crawl(tmp_path / "root", db))
+        summary = harness.assert_clean(harness.crawl(tmp_path / "root", db))
+        again = harness.assert_clean(harness.crawl(tmp_path / "root", db))
     finally:
         bombs.remove_deep_tree(tmp_path / "root")
-    problems = harness.query(db, "SELECT path, message FROM errors")
-    assert len(problems) == 1 and "too long" in problems[0][1], problems
-    assert len(problems[0][0]) > 4000
+    assert summary["errors"] == 0 and again["files_unchanged"] == 1, (summary, again)
+    assert harness.query(db, "SELECT path, sha256 IS NOT NULL FROM files") == [(leaf, True)]
+    assert len(leaf) > 20_000
 
 
 def test_tree_deeper_than_the_recursion_limit_crawls(tmp_path: Path) -> None:
