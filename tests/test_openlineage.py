@@ -9,17 +9,51 @@ import click
 import jsonschema
 import pytest
 from click.testing import CliRunner
+from referencing import Registry, Resource
 
 from mlcrawl.catalog import Catalog
 from mlcrawl.cli import main
 from mlcrawl.cli.export import COMMANDS as EXPORT_COMMANDS
 from mlcrawl.cli.lineage import COMMANDS as LINEAGE_COMMANDS
+from mlcrawl.lineage import rebuild_lineage
+from mlcrawl.openlineage import FACET_SCHEMAS, write_openlineage
 
 COMMANDS = LINEAGE_COMMANDS + EXPORT_COMMANDS
-from mlcrawl.lineage import rebuild_lineage
-from mlcrawl.openlineage import write_openlineage
+VENDORED = Path(__file__).parent / "fixtures" / "openlineage"
+SPEC = VENDORED / "OpenLineage.json"
+#: Every vendored schema by its ``$id``: facet ``$ref``s to the core spec resolve here, never on the network.
+REGISTRY = Registry().with_resources(
+    (doc["$id"], Resource.from_contents(doc))
+    for doc in (json.loads(p.read_text()) for p in [SPEC, *sorted((VENDORED / "facets").glob("*.json"))]))
 
-SPEC = Path(__file__).parent / "fixtures" / "openlineage" / "OpenLineage.json"
+
+def _validator(ref: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator({"$ref": ref}, registry=REGISTRY, format_checker=jsonschema.FormatChecker())
+
+
+RUN_EVENT = _validator(json.loads(SPEC.read_text())["$id"] + "#/$defs/RunEvent")
+
+
+def _facets(event: dict):
+    yield from event["run"].get("facets", {}).items()
+    yield from event["job"].get("facets", {}).items()
+    for dataset in event["inputs"] + event["outputs"]:
+        yield from dataset.get("facets", {}).items()
+
+
+def assert_valid_event(event: dict) -> None:
+    """The event is a valid RunEvent and each official facet valid against the schema its _schemaURL names."""
+    errors = [e.message for e in RUN_EVENT.iter_errors(event)]
+    assert not errors, (event["job"], errors)
+    for key, value in _facets(event):
+        url = value["_schemaURL"]
+        if url not in FACET_SCHEMAS.values():
+            continue  # mlcrawl's own facet: no published schema
+        document, _, pointer = url.partition("#")
+        # The facet file's top-level object wraps the facet under its key (e.g. {"parent": {...}}).
+        errors = [e.message for e in _validator(document).iter_errors({key: value})]
+        assert not errors, (key, event["job"], errors)
+        assert pointer and key in REGISTRY.contents(document)["properties"], (key, url)
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +75,20 @@ def events(catalog: Path, tmp_path_factory) -> list[dict]:
     return [json.loads(line) for line in lines]
 
 
-def test_every_event_is_a_valid_run_event(events: list[dict]) -> None:
-    spec = json.loads(SPEC.read_text())
-    assert spec["$id"].endswith("/2-0-2/OpenLineage.json")
-    validator = jsonschema.Draft202012Validator({**spec, "$ref": "#/$defs/RunEvent"},
-                                                format_checker=jsonschema.FormatChecker())
+def test_every_event_and_facet_is_valid(events: list[dict]) -> None:
+    assert json.loads(SPEC.read_text())["$id"].endswith("/2-0-2/OpenLineage.json")
     for event in events:
-        errors = [e.message for e in validator.iter_errors(event)]
-        assert not errors, (event["job"], errors)
+        assert_valid_event(event)
+    used = {value["_schemaURL"] for event in events for _, value in _facets(event)}
+    assert set(FACET_SCHEMAS.values()) <= used, set(FACET_SCHEMAS.values()) - used
+
+
+def test_a_facet_that_breaks_its_schema_is_caught(events: list[dict]) -> None:
+    event = next(e for e in events if "parent" in e["run"]["facets"])
+    broken = json.loads(json.dumps(event))
+    broken["run"]["facets"]["parent"]["run"]["runId"] = "not-a-uuid"
+    with pytest.raises(AssertionError):
+        assert_valid_event(broken)
 
 
 def test_one_event_per_run_with_distinct_stable_ids(catalog: Path, events: list[dict], tmp_path: Path) -> None:

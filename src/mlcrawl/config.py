@@ -64,6 +64,7 @@ class Config:
 
     catalog: str | None = None
     data_path: str | None = None  # a DuckLake's Parquet folder
+    openlineage_url: str | None = None  # send run events here after each crawl and watch batch
     jobs: tuple[Job, ...] = ()
     crawlers: dict[str, dict[str, Any]] = field(default_factory=dict)
     watch: WatchSettings = WatchSettings()
@@ -154,7 +155,7 @@ def _parse_job(data: dict, index: int, base: Path) -> Job:
 def parse_config(data: dict, source: Path | None = None) -> Config:
     """Build a Config from parsed TOML; relative roots and catalog are taken from the file's folder."""
     base = source.parent if source else Path.cwd()
-    _check_keys("config", data, {"catalog", "data_path", "jobs", "crawlers", "watch"})
+    _check_keys("config", data, {"catalog", "data_path", "openlineage_url", "jobs", "crawlers", "watch"})
     catalog = data.get("catalog")
     if catalog is not None and not isinstance(catalog, str):
         raise ConfigError("config: catalog must be a path string")
@@ -168,6 +169,9 @@ def parse_config(data: dict, source: Path | None = None) -> Config:
         raise ConfigError("config: data_path must be a path string")
     if data_path is not None and not Path(data_path).expanduser().is_absolute():
         data_path = str(base / data_path)
+    openlineage_url = data.get("openlineage_url")
+    if openlineage_url is not None and not (isinstance(openlineage_url, str) and openlineage_url.startswith(("http://", "https://"))):
+        raise ConfigError("config: openlineage_url must be an http(s):// URL string")
     jobs = tuple(_parse_job(j, i, base) for i, j in enumerate(data.get("jobs", [])))
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
@@ -181,7 +185,7 @@ def parse_config(data: dict, source: Path | None = None) -> Config:
         watch_settings = WatchSettings(**{k: float(v) for k, v in watch.items()})
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"watch: {exc}") from exc
-    return Config(catalog=catalog, data_path=data_path, jobs=jobs, crawlers=crawlers, watch=watch_settings, source=source)
+    return Config(catalog=catalog, data_path=data_path, openlineage_url=openlineage_url, jobs=jobs, crawlers=crawlers, watch=watch_settings, source=source)
 
 
 def load_config(path: Path | str) -> Config:

@@ -355,8 +355,10 @@ class Watcher:
     def __init__(self, catalog: Catalog, job: Job, crawlers: list[Crawler], crawler_options: dict | None = None,
                  settings: WatchSettings = WatchSettings(), force_poll: bool = False, log: Log | None = None,
                  mounts: list[Mount] | None = None, observer_factory: Callable[[], Any] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 after_batch: Callable[[], None] | None = None) -> None:
         self.catalog = catalog
+        self.after_batch = after_batch  # e.g. send OpenLineage events; called after each committed batch
         self.job = job
         self.crawlers = crawlers
         self.crawler_options = crawler_options or {}
@@ -453,6 +455,8 @@ class Watcher:
         for key in _SUMMED:
             report.totals[key] += getattr(summary, key)
         self.log("info", _describe(why, len(paths), summary))
+        if self.after_batch is not None:
+            self.after_batch()
 
     # -- roots coming and going -----------------------------------------------------------
 

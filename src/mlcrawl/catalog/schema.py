@@ -164,10 +164,12 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE lineage ADD COLUMN IF NOT EXISTS dst_key UBIGINT",
         "UPDATE lineage SET src_key = hash(root, src), dst_key = hash(root, dst) "
         "WHERE src_key IS DISTINCT FROM hash(root, src) OR dst_key IS DISTINCT FROM hash(root, dst)"],
-    # OpenLineage events kept until an endpoint took them (openlineage_transport.py): one row per
-    # (url, run_uuid, event_type, event_time); ``event`` is emptied once sent, the key stays so it
-    # is never sent again.  A claim keeps two senders from posting the same pending event.
-    5: ["CREATE TABLE IF NOT EXISTS openlineage_outbox (url VARCHAR, run_uuid VARCHAR, event_type VARCHAR, "
-        "event_time VARCHAR, job VARCHAR, event VARCHAR, queued_at TIMESTAMPTZ, sent_at TIMESTAMPTZ, "
-        "attempts INTEGER, last_error VARCHAR, claimed_by VARCHAR, claimed_until TIMESTAMPTZ)"],
+    # OpenLineage events kept until an endpoint took them (catalog/outbox.py): one row per
+    # (url, digest), the digest being the event's canonical JSON, so the same state of a run is
+    # one row and is sent once.  status: pending, sent or rejected (a 4xx answer); ``event`` is
+    # emptied once it left, the key stays.  A claim keeps two senders from posting the same row.
+    5: ["CREATE TABLE IF NOT EXISTS openlineage_outbox (url VARCHAR, digest VARCHAR, run_uuid VARCHAR, "
+        "event_type VARCHAR, event_time VARCHAR, job VARCHAR, event VARCHAR, status VARCHAR, "
+        "queued_at TIMESTAMPTZ, sent_at TIMESTAMPTZ, attempts INTEGER, last_error VARCHAR, "
+        "claimed_by VARCHAR, claimed_until TIMESTAMPTZ)"],
 }

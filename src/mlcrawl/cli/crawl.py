@@ -13,6 +13,7 @@ from ..catalog import Catalog
 from ..config import parse_size, with_overrides
 from ..errors import ConfigError
 from . import options as opt
+from .export import openlineage_option, send_openlineage
 from .render import Progress, crawl_problems, print_summary
 
 PROBLEMS_IN_JSON = 20
@@ -36,8 +37,10 @@ PROBLEMS_IN_JSON = 20
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object (for cron logs).")
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Append one JSON line per crawl to this file (its folder is created).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@openlineage_option
 def crawl(roots, job_name, config_path, catalog, include, exclude, enable, disable, max_hash_size, follow_symlinks,
-          threads, delete_guard, allow_mass_delete, retry_failed, wait_seconds, as_json, log_file, quiet) -> None:
+          threads, delete_guard, allow_mass_delete, retry_failed, wait_seconds, as_json, log_file, quiet,
+          openlineage_url) -> None:
     """Crawl ROOTS (or a config job) into the catalog; unchanged files are not read again."""
     from ..runner import Runner
 
@@ -59,6 +62,7 @@ def crawl(roots, job_name, config_path, catalog, include, exclude, enable, disab
                              allow_mass_delete=allow_mass_delete, retry_failed=retry_failed).run()
     finally:
         lock.release()
+    send_openlineage(store, openlineage_url or config.openlineage_url)
     data = summary.as_dict()
     data["catalog"] = str(store.path)
     problems = crawl_problems(store, summary.crawl_id, PROBLEMS_IN_JSON)

@@ -1,4 +1,4 @@
-"""``mlcrawl export`` (Parquet) and ``mlcrawl export-openlineage`` (OpenLineage run events)."""
+"""``mlcrawl export`` (Parquet), ``mlcrawl export-openlineage`` (OpenLineage run events to a file or an endpoint)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,21 @@ import click
 
 from . import options as opt
 from .render import Progress
+
+#: ``--openlineage URL`` of ``crawl`` and ``watch``.
+openlineage_option = click.option(
+    "--openlineage", "openlineage_url", metavar="URL",
+    help="After the crawl (each watch batch), send new or changed OpenLineage run events to this "
+         "Marquez-compatible endpoint (default: config openlineage_url). Never changes the exit code.")
+
+
+def send_openlineage(store, url: str | None, warn=None) -> None:
+    """Publish to ``url`` after a crawl or batch (nothing without one); problems are warning lines only."""
+    if not url:
+        return
+    from ..openlineage_http import publish_quietly
+
+    publish_quietly(store, url, warn or (lambda message: click.echo(f"warning: {message}", err=True)))
 
 
 @click.command()
@@ -36,16 +51,36 @@ def export(directory, openlineage_file, quiet, config_path, catalog) -> None:
 
 
 @click.command("export-openlineage")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--url", help="Send the new, changed and still pending events to this Marquez-compatible "
+                            "endpoint (base URL or .../api/v1/lineage; default: config openlineage_url).")
 @opt.catalog_options
-def export_openlineage(file, config_path, catalog) -> None:
-    """Write one OpenLineage RunEvent per run to FILE (JSON lines)."""
-    from ..openlineage import write_openlineage
+def export_openlineage(file, url, config_path, catalog) -> None:
+    """Write one OpenLineage RunEvent per run to FILE (JSON lines) and/or send them to --url."""
+    config = opt.load(config_path)
+    url = url or (None if file else config.openlineage_url)
+    if not file and not url:
+        raise click.UsageError("give FILE, --url or a config openlineage_url")
+    store = opt.open_store(config, catalog)
+    if file:
+        from ..openlineage import write_openlineage
 
-    store = opt.open_store(opt.load(config_path), catalog)
-    with store.connect(read_only=True) as con:
-        count = write_openlineage(con, Path(file))
-    click.echo(f"{count} run events -> {file}")
+        with store.connect(read_only=True) as con:
+            count = write_openlineage(con, Path(file))
+        click.echo(f"{count} run events -> {file}")
+    if url:
+        from ..openlineage_http import publish, report_lines
+
+        try:
+            report = publish(store, url)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--url") from None
+        click.echo(f"{report.sent} run events -> {report.url} ({report.queued} newly queued, "
+                   f"{report.pending} pending, {report.rejected} rejected)")
+        for line in report_lines(report):
+            click.echo(f"warning: {line}", err=True)
+        if report.error or report.rejected:
+            raise SystemExit(opt.EXIT_PROBLEMS)
 
 
 COMMANDS = (export, export_openlineage)

@@ -12,6 +12,7 @@ import click
 from ..config import Job
 from ..errors import ConfigError
 from . import options as opt
+from .export import openlineage_option, send_openlineage
 
 def _log_to_stderr(quiet: bool):
     def log(level: str, message: str) -> None:
@@ -32,7 +33,9 @@ def _log_to_stderr(quiet: bool):
 @opt.wait_option
 @click.option("--quiet", "-q", is_flag=True, help="Log warnings only.")
 @opt.catalog_options
-def watch(roots, job_name, poll, interval, settle, batch_seconds, wait_seconds, quiet, config_path, catalog) -> None:
+@openlineage_option
+def watch(roots, job_name, poll, interval, settle, batch_seconds, wait_seconds, quiet, config_path, catalog,
+          openlineage_url) -> None:
     """Catch up, then keep the catalog current as files under ROOTS change (Ctrl-C or SIGTERM stops)."""
     from ..watch import Watcher
 
@@ -50,7 +53,11 @@ def watch(roots, job_name, poll, interval, settle, batch_seconds, wait_seconds, 
     lock = store.crawl_lock(list(job.roots))
     lock.acquire(wait_seconds)
     try:
-        watcher = Watcher(store, job, crawlers, crawler_options, settings, force_poll=poll, log=_log_to_stderr(quiet))
+        log = _log_to_stderr(quiet)
+        url = openlineage_url or config.openlineage_url
+        after_batch = (lambda: send_openlineage(store, url, lambda m: log("warning", m))) if url else None
+        watcher = Watcher(store, job, crawlers, crawler_options, settings, force_poll=poll, log=log,
+                          after_batch=after_batch)
         watcher.install_signal_handlers()
         report = watcher.run()
     finally:
