@@ -210,3 +210,26 @@ def test_config_key_sends_after_crawl(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, ["crawl", str(root), "--config", str(config), "-q"])
     assert "openlineage" not in result.output, result.output
     assert endpoint.bodies
+
+
+def test_watch_batches_send_new_events_only(tmp_path: Path) -> None:
+    from mlcrawl.cli import options as opt
+    from mlcrawl.cli.export import send_openlineage
+    from mlcrawl.config import Config, Job
+    from mlcrawl.watch import Watcher
+
+    root = tmp_path / "tree"
+    plant(root)
+    store = Catalog.at(tmp_path / "c.duckdb")
+    job = Job(name="w", roots=(str(root),))
+    crawlers, options = opt.choose_crawlers(Config(), job)
+    warnings: list[str] = []
+    with Endpoint() as endpoint:
+        for _ in range(2):  # two sessions over the same files: the second has nothing new to send
+            watcher = Watcher(store, job, crawlers, options, force_poll=True, mounts=[],
+                              after_batch=lambda: send_openlineage(store, endpoint.url, warnings.append))
+            watcher.stop()  # catch up, then end the session
+            assert watcher.run().batches == 1
+    assert not warnings
+    assert endpoint.bodies and len({b["run"]["runId"] for b in endpoint.bodies}) == len(endpoint.bodies)
+    assert len(endpoint.bodies) == len(runs(store))
