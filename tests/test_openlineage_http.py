@@ -233,3 +233,16 @@ def test_watch_batches_send_new_events_only(tmp_path: Path) -> None:
     assert not warnings
     assert endpoint.bodies and len({b["run"]["runId"] for b in endpoint.bodies}) == len(endpoint.bodies)
     assert len(endpoint.bodies) == len(runs(store))
+
+
+def test_credentials_in_the_url_become_basic_auth_and_are_not_stored(store: Catalog) -> None:
+    import base64
+
+    with Endpoint() as endpoint:
+        url = endpoint.url.replace("http://", "http://ol:s3cret-pw@")
+        report = publish(store, url, transport=quick(url))
+    assert report.sent and "s3cret-pw" not in report.url
+    assert endpoint.headers[0]["Authorization"] == "Basic " + base64.b64encode(b"ol:s3cret-pw").decode()
+    with store.connect(read_only=True) as con:
+        urls = {r[0] for r in con.execute("SELECT DISTINCT url FROM openlineage_outbox").fetchall()}
+    assert urls == {endpoint.url + "/api/v1/lineage"}

@@ -13,6 +13,7 @@ nothing here raises for the endpoint's sake, so a crawl's result never depends o
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .catalog import Catalog, outbox
 from .openlineage import run_events
@@ -78,8 +79,14 @@ class Transport:
 
     def __init__(self, url: str, api_key: str | None = None, timeout: float = 10.0, retries: int = 3,
                  backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.url = lineage_url(url)
+        full = lineage_url(url)
+        #: The endpoint without credentials: what the outbox is keyed by and messages name.
+        self.url = display_url(full)
         self.api_key = api_key
+        parts = urlsplit(full)
+        # user:password in the URL becomes Basic auth (urllib does not read it from the URL).
+        self._basic = (base64.b64encode(f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()).decode()
+                       if parts.username else None)
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -108,6 +115,8 @@ class Transport:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
+        elif self._basic:
+            headers["Authorization"] = f"Basic {self._basic}"
         return urllib.request.Request(self.url, data=body.encode("utf-8"), headers=headers, method="POST")
 
 
@@ -120,8 +129,8 @@ def outbox_event(event: dict) -> outbox.OutboxEvent:
                               event=text)
 
 
-def publish(store: Catalog, url: str, transport: Transport | None = None, queue_limit: int = QUEUE_LIMIT,
-            queue: bool = True) -> PublishReport:
+def publish(store: Catalog, url: str, transport: Transport | None = None,
+            queue_limit: int = QUEUE_LIMIT) -> PublishReport:
     """Queue the catalog's new or changed events for ``url``, then send every pending one.
 
     The catalog is held only to queue, claim and mark, never while posting.  The first event the
@@ -131,9 +140,7 @@ def publish(store: Catalog, url: str, transport: Transport | None = None, queue_
     target = transport.url
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     with store.connect() as con:
-        queued = outbox.QueueResult(0, 0, 0)
-        if queue:
-            queued = outbox.enqueue(con, target, [outbox_event(e) for e in run_events(con)], queue_limit, _now())
+        queued = outbox.enqueue(con, target, [outbox_event(e) for e in run_events(con)], queue_limit, _now())
         claimed = outbox.claim(con, target, owner, _now(), CLAIM_SECONDS)
     outcomes: list[tuple[outbox.OutboxEvent, PostResult]] = []
     error = None
@@ -151,7 +158,7 @@ def publish(store: Catalog, url: str, transport: Transport | None = None, queue_
                 outbox.mark_failed(con, target, event.digest, result.error or "", rejected=result.permanent)
         outbox.release(con, target, owner)
         pending = outbox.counts(con, target).get("pending", 0)
-    return PublishReport(url=display_url(target), queued=queued.queued, dropped=queued.dropped,
+    return PublishReport(url=target, queued=queued.queued, dropped=queued.dropped,
                          sent=sum(r.ok for _, r in outcomes), rejected=sum(r.permanent for _, r in outcomes),
                          pending=pending, error=error)
 
