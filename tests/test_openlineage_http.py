@@ -246,3 +246,23 @@ def test_credentials_in_the_url_become_basic_auth_and_are_not_stored(store: Cata
     with store.connect(read_only=True) as con:
         urls = {r[0] for r in con.execute("SELECT DISTINCT url FROM openlineage_outbox").fetchall()}
     assert urls == {endpoint.url + "/api/v1/lineage"}
+
+
+def test_a_changed_run_is_sent_again_once_and_replaces_its_pending_event(store: Catalog) -> None:
+    down = free_url()
+    first = publish(store, down, transport=quick(down))
+    with store.connect() as con:
+        run_id, = con.execute("SELECT run_id FROM runs WHERE status = 'FINISHED' ORDER BY run_id LIMIT 1").fetchone()
+        con.execute("UPDATE runs SET name = 'renamed' WHERE run_id = ?", [run_id])
+    changed = publish(store, down, transport=quick(down))
+    assert changed.queued == 1 and changed.pending == first.pending  # the older pending one was replaced
+    with Endpoint() as endpoint:
+        sent = publish(store, endpoint.url, transport=quick(endpoint.url))
+        assert sent.sent == len(runs(store))
+        with store.connect() as con:
+            con.execute("UPDATE runs SET status = 'FAILED' WHERE run_id = ?", [run_id])
+        again = publish(store, endpoint.url, transport=quick(endpoint.url))
+    assert again.sent == 1
+    last = endpoint.bodies[-1]
+    assert last["run"]["facets"]["mlcrawl"]["runId"] == run_id and last["eventType"] == "FAIL"
+    assert "errorMessage" in last["run"]["facets"]

@@ -3,7 +3,7 @@
     {"eventType": "COMPLETE", "eventTime": ..., "producer": ..., "schemaURL": ".../2-0-2/OpenLineage.json",
      "run": {"runId": <uuid5 of root + run id>,
              "facets": {"nominalTime", "parent", "errorMessage", "mlcrawl"}},
-     "job": {"namespace": <root name>, "name": "<source>:<experiment or name>",
+     "job": {"namespace": <crawl root>, "name": "<source>:<experiment or name>",
              "facets": {"jobType", "sourceCodeLocation"}},
      "inputs":  [{"namespace": "file", "name": <absolute path>, "facets": {"version", "schema"}}],
      "outputs": [...]}
