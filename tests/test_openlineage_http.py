@@ -266,3 +266,10 @@ def test_a_changed_run_is_sent_again_once_and_replaces_its_pending_event(store: 
     last = endpoint.bodies[-1]
     assert last["run"]["facets"]["mlcrawl"]["runId"] == run_id and last["eventType"] == "FAIL"
     assert "errorMessage" in last["run"]["facets"]
+
+
+def test_export_url_exits_1_while_events_stay_pending(store: Catalog) -> None:
+    down = free_url()
+    result = CliRunner().invoke(main, ["export-openlineage", "--url", down, "--catalog", str(store.path)])
+    assert result.exit_code == 1 and "unreachable" in result.output
+    assert f"{len(runs(store))} pending" in result.output
